@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Both set up the
+# project's virtual environment first (idempotent; a second run is quick).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The stamp changes whenever a requirements file or setup.py changes, so an edit
+# re-runs the install and an unchanged tree skips it.
+REQ_FILES := requirements/torch.txt requirements/build.txt requirements/mminstall.txt \
+             requirements/runtime.txt requirements/tests.txt setup.py
+STAMP := $(VENV)/.mmstructkd-setup-$(shell cat $(REQ_FILES) 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test data clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# torch first and pinned: any unpinned spec would pull several GB of CUDA packages.
+	$(PIP) install -r requirements/torch.txt
+	$(PIP) install -r requirements/build.txt
+	@# mmcv 2.1.0 with its C++ ops (mmseg imports mmcv.ops; mmdet needs nms/RoIAlign).
+	@# pip caches the built wheel, so this is minutes only the first time on a machine.
+	$(PIP) install mmengine==0.10.7
+	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation mmcv==2.1.0
+	$(PIP) install -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/tests.txt
+	$(PIP) install --no-build-isolation --no-deps -e .
+	@rm -f $(VENV)/.mmstructkd-setup-*
+	@touch $@
+
+data: setup
+	$(PY) tools/make_toy_data.py
+
+demo: setup
+	$(PY) tools/demo.py
+
+test: setup
+	$(PY) -m pytest tests -q
+
+clean:
+	rm -rf work_dirs

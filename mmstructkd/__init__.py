@@ -1,0 +1,12 @@
+"""mmstructkd: structured knowledge distillation for dense prediction.
+
+Importing the package fills its registries and lets mmengine load its own
+checkpoints under torch's weights-only unpickling (see
+``mmstructkd.utils.safe_checkpoint_loading``).
+"""
+from .utils import safe_checkpoint_loading  # noqa: F401  (applies on import)
+from .version import __version__
+
+from . import engine, models  # noqa: F401,E402  (fill the registries)
+
+__all__ = ['__version__']

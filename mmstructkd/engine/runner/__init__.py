@@ -1,0 +1,3 @@
+from .distill_val_loop import SingleTeacherDistillValLoop
+
+__all__ = ['SingleTeacherDistillValLoop']

@@ -1,0 +1,3 @@
+from .single_teacher_distill import SingleTeacherDistill
+
+__all__ = ['SingleTeacherDistill']

@@ -1,0 +1,3 @@
+from .conv_module_connector import ConvModuleConnector
+
+__all__ = ['ConvModuleConnector']

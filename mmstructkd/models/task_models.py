@@ -1,0 +1,137 @@
+"""Build the student and teacher: plain mmseg/mmdet models from configs.
+
+A model is given either as a model config dict (``type='EncoderDecoder'``,
+...) or, in mmrazor's vocabulary, as ``dict(cfg_path='mmseg::pspnet/...py',
+pretrained=False)`` pointing at a whole config of a task package.
+"""
+import copy
+import importlib
+from typing import Optional, Tuple, Union
+
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope
+from torch import nn
+
+# Task packages searched, in order, for a model type given without a scope.
+TASK_SCOPES = ('mmseg', 'mmdet')
+
+
+def load_model_config(cfg_path: str,
+                      pretrained: bool = False,
+                      cfg_options: Optional[dict] = None) -> Tuple[Config, str]:
+    """Load the config at ``cfg_path`` and return it with its scope.
+
+    ``'mmseg::pspnet/x.py'`` is resolved inside the installed mmseg package
+    (its wheel ships the configs); a plain path is loaded as a file and its
+    scope is its ``default_scope``.
+
+    Args:
+        cfg_path: ``'package::relative/path.py'`` or a file path.
+        pretrained: if True, also set the model-zoo checkpoint of that config
+            (from the package's metafile) as ``cfg.model_path``; the student's
+            own backbone initialisation (``model.pretrained``,
+            ``init_cfg``) is kept either way, as in mmrazor.
+        cfg_options: overrides merged into the loaded config with
+            ``Config.merge_from_dict`` (keys relative to it, e.g.
+            ``{'model.backbone.init_cfg': None}``).
+    """
+    if '::' in cfg_path:
+        from mmengine.hub import get_config
+        scope = cfg_path.split('::')[0]
+        cfg = get_config(cfg_path, pretrained=pretrained)
+    else:
+        cfg = Config.fromfile(cfg_path)
+        scope = cfg.get('default_scope', None)
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg, scope
+
+
+def infer_scope(type_name: str) -> Optional[str]:
+    """The task package whose model registry knows ``type_name``."""
+    if '.' in type_name:
+        return type_name.split('.')[0]
+    for scope in TASK_SCOPES:
+        try:
+            importlib.import_module(f'{scope}.registry')
+        except ImportError:
+            continue
+        registry = ROOT_MODELS._search_child(scope)
+        if registry is not None and registry.get(type_name) is not None:
+            return scope
+    return None
+
+
+def build_task_model(cfg: Union[dict, nn.Module], role: str) -> nn.Module:
+    """Build a student/teacher model from a config dict or a ``cfg_path``.
+
+    Args:
+        cfg: the model config, ``dict(cfg_path=..., pretrained=...,
+            cfg_options=...)``, or an already built module.
+        role: ``'architecture'`` or ``'teacher'``, for error messages.
+    """
+    if isinstance(cfg, nn.Module):
+        return cfg
+    cfg = copy.deepcopy(dict(cfg))
+    if 'cfg_path' in cfg:
+        extra = set(cfg) - {'cfg_path', 'pretrained', 'cfg_options'}
+        if extra:
+            raise KeyError(
+                f'{role}: a cfg_path model takes only cfg_path, pretrained '
+                f'and cfg_options, got also {sorted(extra)}; put model '
+                f'overrides in cfg_options, e.g. '
+                f"cfg_options={{'model.decode_head.num_classes': 19}}.")
+        full_cfg, scope = load_model_config(
+            cfg['cfg_path'], cfg.get('pretrained', False),
+            cfg.get('cfg_options'))
+        model_cfg = ConfigDict(full_cfg.model)
+        if 'data_preprocessor' not in model_cfg and \
+                'data_preprocessor' in full_cfg:
+            model_cfg.data_preprocessor = full_cfg.data_preprocessor
+        model_cfg.setdefault('_scope_', scope)
+    else:
+        model_cfg = ConfigDict(cfg)
+        if '_scope_' not in model_cfg:
+            scope = infer_scope(model_cfg.get('type', ''))
+            if scope is None:
+                raise KeyError(
+                    f'{role}: model type {model_cfg.get("type")!r} is not '
+                    f'registered in {TASK_SCOPES}; prefix it with its '
+                    f'package (e.g. "mmseg.EncoderDecoder") or give '
+                    f'_scope_.')
+            model_cfg._scope_ = scope
+    scope = model_cfg.pop('_scope_')
+    importlib.import_module(f'{scope}.registry')
+    # Build inside the task package's scope so every nested component
+    # (backbone, heads, losses, data preprocessor) resolves there.
+    with DefaultScope.overwrite_default_scope(scope):
+        registry = ROOT_MODELS._search_child(scope)
+        try:
+            _register_all(scope)
+        except ImportError:
+            pass
+        return registry.build(model_cfg)
+
+
+def _register_all(scope: str) -> None:
+    module = importlib.import_module(f'{scope}.utils')
+    if hasattr(module, 'register_all_modules'):
+        module.register_all_modules(init_default_scope=False)
+
+
+def revert_sync_batchnorm_if_needed(model: nn.Module, mode) -> nn.Module:
+    """Replace SyncBN by BN when a process group cannot sync it.
+
+    Args:
+        mode: ``'auto'`` (convert unless distributed on CUDA, the only setting
+            where SyncBN works), True (always convert), False (never).
+    """
+    from mmengine.dist import is_distributed
+    from mmengine.model import revert_sync_batchnorm
+    import torch
+    if mode == 'auto':
+        mode = not (is_distributed() and torch.cuda.is_available())
+    if mode:
+        model = revert_sync_batchnorm(model)
+    return model

@@ -1,0 +1,118 @@
+"""Train a model (a distillation or a plain mmseg/mmdet config).
+
+Usage:
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+# Run from a source checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmstructkd  # noqa: E402,F401  (registries, checkpoint loading)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or, with no value, from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='mixed precision: fp16 on CUDA, bf16 on CPU')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value (e.g. '
+        'train_cfg.max_iters=100)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch>=2.0 launchers pass --local-rank; older ones --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper(s) to mmengine's AMP wrapper."""
+    import torch
+    dtype = None if torch.cuda.is_available() else 'bfloat16'
+
+    def to_amp(wrapper_cfg):
+        kind = wrapper_cfg.get('type', 'OptimWrapper')
+        if kind == 'AmpOptimWrapper':
+            return
+        if kind != 'OptimWrapper':
+            print_log(f'--amp: optim_wrapper type {kind} left unchanged',
+                      logger='current', level=logging.WARNING)
+            return
+        wrapper_cfg.type = 'AmpOptimWrapper'
+        wrapper_cfg.setdefault('loss_scale', 'dynamic')
+        if dtype is not None:
+            wrapper_cfg.setdefault('dtype', dtype)
+
+    optim_wrapper = cfg.optim_wrapper
+    if 'constructor' in optim_wrapper or 'optimizer' not in optim_wrapper:
+        # An OptimWrapperDict: one wrapper per key (e.g. the discriminator).
+        for key, value in optim_wrapper.items():
+            if isinstance(value, dict) and 'optimizer' in value:
+                to_amp(value)
+    else:
+        to_amp(optim_wrapper)
+
+
+def build_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_config(args)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
