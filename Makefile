@@ -8,7 +8,9 @@ PIP := $(PY) -m pip
 # The stamp changes whenever a requirements file or setup.py changes, so an edit
 # re-runs the install and an unchanged tree skips it.
 REQ_FILES := requirements/torch.txt requirements/build.txt requirements/mminstall.txt \
-             requirements/runtime.txt requirements/tests.txt setup.py
+             requirements/runtime.txt requirements/tests.txt requirements/constraints.txt \
+             setup.py
+PIN := -c requirements/constraints.txt
 STAMP := $(VENV)/.mmstructkd-setup-$(shell cat $(REQ_FILES) 2>/dev/null | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test data clean
@@ -18,14 +20,17 @@ setup: $(STAMP)
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: any unpinned spec would pull several GB of CUDA packages.
-	$(PIP) install -r requirements/torch.txt
-	$(PIP) install -r requirements/build.txt
+	$(PIP) install $(PIN) -r requirements/torch.txt
+	$(PIP) install $(PIN) -r requirements/build.txt
 	@# mmcv 2.1.0 with its C++ ops (mmseg imports mmcv.ops; mmdet needs nms/RoIAlign).
 	@# pip caches the built wheel, so this is minutes only the first time on a machine.
-	$(PIP) install mmengine==0.10.7
-	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation mmcv==2.1.0
-	$(PIP) install -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/tests.txt
-	$(PIP) install --no-build-isolation --no-deps -e .
+	$(PIP) install $(PIN) mmengine==0.10.7
+	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install $(PIN) --no-build-isolation mmcv==2.1.0
+	$(PIP) install $(PIN) -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/tests.txt
+	@# Last, because resolving torch's metadata (setuptools>=77) upgrades it:
+	@# pkg_resources (mmcv, mmengine's `pkg::` configs) needs setuptools<70.
+	$(PIP) install "setuptools<70"
+	$(PIP) install $(PIN) --no-build-isolation --no-deps -e .
 	@rm -f $(VENV)/.mmstructkd-setup-*
 	@touch $@
 

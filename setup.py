@@ -41,7 +41,7 @@ def add_mim_extension():
     for name in ('configs', 'tools', 'model-index.yml'):
         src = osp.join(HERE, name)
         dst = osp.join(mim_dir, name)
-        if not osp.exists(src):
+        if not osp.exists(src) and not editable:
             continue
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)

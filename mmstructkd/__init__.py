@@ -4,7 +4,7 @@ Importing the package fills its registries and lets mmengine load its own
 checkpoints under torch's weights-only unpickling (see
 ``mmstructkd.utils.safe_checkpoint_loading``).
 """
-from .utils import safe_checkpoint_loading  # noqa: F401  (applies on import)
+from . import utils  # noqa: F401  (checkpoint loading, config paths)
 from .version import __version__
 
 from . import engine, models  # noqa: F401,E402  (fill the registries)

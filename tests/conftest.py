@@ -25,9 +25,12 @@ def run_tool(args, env=None, timeout=600, check=True):
                           text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
+        # Show the traceback rather than the config dump before it.
+        out = proc.stdout
+        start = out.rfind('Traceback (most recent call last)')
+        shown = out[start:] if start >= 0 else out[-6000:]
         raise AssertionError(
-            f'{" ".join(args)} exited {proc.returncode}:\n'
-            f'{proc.stdout[-6000:]}')
+            f'{" ".join(args)} exited {proc.returncode}:\n{shown[-8000:]}')
     return proc
 
 

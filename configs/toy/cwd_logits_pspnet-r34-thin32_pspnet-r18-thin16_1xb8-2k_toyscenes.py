@@ -23,3 +23,5 @@ model = dict(
             loss_cwd=dict(
                 preds_S=dict(from_student=True, recorder='logits'),
                 preds_T=dict(from_student=False, recorder='logits')))))
+
+val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')

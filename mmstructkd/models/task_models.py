@@ -38,11 +38,17 @@ def load_model_config(cfg_path: str,
     """
     if '::' in cfg_path:
         from mmengine.hub import get_config
-        scope = cfg_path.split('::')[0]
         cfg = get_config(cfg_path, pretrained=pretrained)
+        # The config's own default scope wins: a toy config shipped by this
+        # package ('mmstructkd::toy/...') still builds an mmseg model.
+        scope = cfg.get('default_scope', None) or cfg_path.split('::')[0]
     else:
         cfg = Config.fromfile(cfg_path)
         scope = cfg.get('default_scope', None)
+    if scope is None:
+        raise KeyError(
+            f'{cfg_path} sets no default_scope, so the task package of its '
+            f'model is unknown; add default_scope (e.g. "mmseg").')
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     return cfg, scope

@@ -11,6 +11,7 @@ malicious pickles) and allow-lists exactly those types with
 ``torch.serialization.add_safe_globals``. Anything else a pickle asks for,
 e.g. ``os.system``, is still refused. Importing ``mmstructkd`` applies it.
 """
+import pickle
 from typing import List
 
 import numpy as np
@@ -40,6 +41,39 @@ def mmengine_checkpoint_globals() -> List[object]:
     return _unique(allowed)
 
 
+def _history_buffer_getattr(obj, name):
+    """``getattr`` restricted to what a pickled ``HistoryBuffer`` needs.
+
+    A ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')`` and so on. Allow-listing the real
+    ``getattr`` would let a pickle reach any attribute of any allowed
+    object; this one resolves only those methods and refuses the rest.
+    """
+    from mmengine.logging import HistoryBuffer
+    allowed = set(HistoryBuffer._statistics_methods) | {
+        'min', 'max', 'current', 'mean'
+    }
+    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint: '
+        f'only HistoryBuffer statistics methods are allowed.')
+
+
+def _empty_or_copied_bytes(*args):
+    """``bytes`` restricted to ``bytes()`` and ``bytes(b'...')``.
+
+    numpy pickles the data of an empty array as ``bytes()``; an integer
+    argument (a huge allocation) is refused.
+    """
+    if not args or (len(args) == 1 and isinstance(args[0],
+                                                  (bytes, bytearray))):
+        return bytes(*args)
+    raise pickle.UnpicklingError(
+        'refusing bytes(...) with non-bytes arguments while loading a '
+        'checkpoint.')
+
+
 def _unique(items):
     seen, out = set(), []
     for item in items:
@@ -55,7 +89,10 @@ def allow_mmengine_checkpoints() -> None:
     Idempotent: torch keeps a set of safe globals.
     """
     if hasattr(torch.serialization, 'add_safe_globals'):
-        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+        torch.serialization.add_safe_globals(
+            mmengine_checkpoint_globals() +
+            [(_history_buffer_getattr, 'builtins.getattr'),
+             (_empty_or_copied_bytes, 'builtins.bytes')])
 
 
 allow_mmengine_checkpoints()

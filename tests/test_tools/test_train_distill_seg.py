@@ -7,6 +7,8 @@ import os.path as osp
 import pytest
 import torch
 
+import mmstructkd  # noqa: F401  (weights-only loading of Runner checkpoints)
+
 from conftest import quick_train_options, run_tool, toy_config
 
 TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'

@@ -20,13 +20,16 @@ def _mmengine_like_checkpoint(path):
     hub.update_scalar('train/lr', 0.01)
     hub.update_info('iter', 3)
     buffer = HistoryBuffer()
-    buffer.update(np.float32(1.5), count=2)
+    empty_buffer = HistoryBuffer()
+    buffer.update(1.5, count=2)
+    buffer.update(np.float64(2.5))
     model = nn.Conv2d(3, 4, 3)
     checkpoint = dict(
         meta=dict(
             epoch=0, iter=3, seed=np.int64(7), cfg='model = dict()',
             dataset_meta=dict(classes=('a', 'b'), palette=[[1, 2, 3]]),
-            hist=buffer, arr=np.arange(5, dtype=np.int64)),
+            hist=buffer, empty_hist=empty_buffer, arr=np.arange(5, dtype=np.int64),
+            scalar32=np.float32(0.25)),
         state_dict=model.state_dict(),
         message_hub=hub.state_dict(),
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1).state_dict())
@@ -65,6 +68,31 @@ def test_arbitrary_global_is_refused(tmp_path):
         torch.load(path, map_location='cpu')
     with pytest.raises(pickle.UnpicklingError):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
+
+
+class _GetattrExploit:
+    """A pickle that reaches os.system through getattr on an allowed
+    class (HistoryBuffer's module globals)."""
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_getattr_is_restricted(tmp_path):
+    path = str(tmp_path / 'evil_getattr.pth')
+    torch.save({'payload': _GetattrExploit()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        torch.load(path, map_location='cpu')
+    big = str(tmp_path / 'big_bytes.pth')
+
+    class _Alloc:
+
+        def __reduce__(self):
+            return (bytes, (10**12, ))
+
+    torch.save({'payload': _Alloc()}, big)
+    with pytest.raises(pickle.UnpicklingError, match='refusing bytes'):
+        torch.load(big, map_location='cpu')
 
 
 def test_weights_only_default_untouched():

@@ -1,8 +1,7 @@
 # Shared by the toy distillation configs: teacher and student from the toy
-# configs, the teacher's checkpoint, and the distillation val loop.
-# `make demo` trains the teacher and writes its checkpoint there; tests pass
-# their own with --cfg-options model.teacher_ckpt=...
+# configs, and the teacher's checkpoint. `make demo` trains the teacher and
+# writes its checkpoint there; tests pass their own with
+# --cfg-options model.teacher_ckpt=...
 teacher_ckpt = 'work_dirs/toy/teacher.pth'
-teacher_cfg_path = 'configs/toy/pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
-student_cfg_path = 'configs/toy/pspnet_r18-d8-thin16_1xb8-2k_toyscenes.py'
-val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')
+teacher_cfg_path = 'mmstructkd::toy/pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
+student_cfg_path = 'mmstructkd::toy/pspnet_r18-d8-thin16_1xb8-2k_toyscenes.py'

@@ -3,13 +3,15 @@ import os.path as osp
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.structures import BaseDataElement
 from torch import nn
 
 from mmstructkd.registry import MODELS
 from ..distillers.configurable_distiller import _build_in_scope
+from ..losses.nonfinite_guard import NonFiniteGuard
 from ..task_models import build_task_model, revert_sync_batchnorm_if_needed
 
 TEACHER_FORWARD_MODES = ('auto', 'loss', 'tensor', 'feat')
@@ -52,6 +54,22 @@ class SingleTeacherDistill(BaseModel):
             recorder is in the backbone or neck, else ``'tensor'``.
         convert_sync_bn: replace SyncBN by BN in student and teacher:
             ``'auto'`` (unless distributed on CUDA), True or False.
+        discriminator: config of the adversarial critic (holistic
+            distillation, e.g. ``SAGANDiscriminator``). When given, every
+            training step is followed by a critic step with its own
+            optimizer: ``optim_wrapper`` must then be an ``OptimWrapperDict``
+            with keys ``architecture`` and ``discriminator`` (see
+            ``SeparateOptimWrapperConstructor``). Losses whose forward takes
+            ``discriminator=`` (``AdversarialGeneratorLoss``) receive it.
+        discriminator_loss: config of the critic's loss
+            (``DiscriminatorLoss``: WGAN-GP or hinge).
+        discriminator_inputs: where the critic's inputs come from, as
+            distiller mappings: ``preds_S`` (detached for the critic step)
+            and ``preds_T``.
+        max_nonfinite_steps: a training (or critic) step whose losses are
+            NaN/Inf is skipped and counted (logged as
+            ``nonfinite.skipped``); this many in a row stop training with an
+            error. None never stops.
         data_preprocessor: defaults to the student's.
     """
 
@@ -62,12 +80,22 @@ class SingleTeacherDistill(BaseModel):
                  teacher_ckpt: Optional[str] = None,
                  teacher_forward_mode: str = 'auto',
                  convert_sync_bn: Union[str, bool] = 'auto',
+                 discriminator: Optional[dict] = None,
+                 discriminator_loss: Optional[dict] = dict(
+                     type='DiscriminatorLoss'),
+                 discriminator_inputs: Optional[dict] = None,
+                 max_nonfinite_steps: Optional[int] = 10,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         student = build_task_model(architecture, 'architecture')
         student = revert_sync_batchnorm_if_needed(student, convert_sync_bn)
         if data_preprocessor is None:
             data_preprocessor = student.data_preprocessor
+        elif isinstance(data_preprocessor, dict):
+            # e.g. merged by the Runner from a top-level `data_preprocessor`
+            # of the config: a task-package type, built in its scope.
+            data_preprocessor = build_task_model(data_preprocessor,
+                                                 'data_preprocessor')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.architecture = student
@@ -98,6 +126,48 @@ class SingleTeacherDistill(BaseModel):
         # Set by the loss-weight scheduler hook once distillation is over
         # and it is configured to stop running the teacher.
         self.skip_teacher_forward = False
+
+        self._build_adversarial(discriminator, discriminator_loss,
+                                discriminator_inputs)
+        self.student_guard = NonFiniteGuard(
+            max_nonfinite_steps, name='student step',
+            option='model.max_nonfinite_steps')
+        self.discriminator_guard = NonFiniteGuard(
+            max_nonfinite_steps, name='discriminator step',
+            option='model.max_nonfinite_steps')
+
+    def _build_adversarial(self, discriminator, discriminator_loss,
+                           discriminator_inputs) -> None:
+        needs_critic = self.distiller.losses_taking('discriminator')
+        if discriminator is None:
+            self.discriminator = None
+            if needs_critic:
+                raise KeyError(
+                    f'distill_losses {needs_critic} need an adversarial '
+                    f'critic: set model.discriminator (e.g. '
+                    f"dict(type='SAGANDiscriminator', num_classes=K)) and an "
+                    f'optimizer for it (optim_wrapper with keys '
+                    f"'architecture' and 'discriminator').")
+            return
+        self.discriminator = _build_in_scope(discriminator)
+        self.discriminator_loss = _build_in_scope(discriminator_loss)
+        if discriminator_inputs is None:
+            recorder = 'logits'
+            discriminator_inputs = dict(
+                preds_S=dict(from_student=True, recorder=recorder),
+                preds_T=dict(from_student=False, recorder=recorder))
+        for arg in ('preds_S', 'preds_T'):
+            spec = discriminator_inputs.get(arg)
+            recorders = self.distiller.student_recorders if arg == \
+                'preds_S' else self.distiller.teacher_recorders
+            if spec is None or spec.get('recorder') not in recorders:
+                raise KeyError(
+                    f'discriminator_inputs[{arg!r}] must name a recorder of '
+                    f'{recorders.owner}_recorders (available: '
+                    f'{sorted(recorders.recorders)}), got {spec}.')
+            spec.setdefault('from_student', arg == 'preds_S')
+        self.discriminator_inputs = discriminator_inputs
+        self._critic_batch = None
 
     # ------------------------------------------------------------------
     # The teacher
@@ -222,8 +292,85 @@ class SingleTeacherDistill(BaseModel):
             add_prefix(self.calculate_student_loss(inputs, data_samples),
                        'student'))
         if distill:
+            context = dict(image=inputs)
+            if self.discriminator is not None:
+                context['discriminator'] = self.discriminator
             losses.update(
-                add_prefix(self.distiller.compute_distill_losses(),
+                add_prefix(self.distiller.compute_distill_losses(**context),
                            'distill'))
+            if self.discriminator is not None:
+                # Kept for the critic step that follows the student step.
+                self._critic_batch = dict(
+                    preds_S=self.distiller.get_record(
+                        self.discriminator_inputs['preds_S']).detach(),
+                    preds_T=self.distiller.get_record(
+                        self.discriminator_inputs['preds_T']).detach(),
+                    image=inputs.detach())
         self.distiller.reset_records()
         return losses
+
+    # ------------------------------------------------------------------
+    # Training step: student step, then (holistic KD) the critic step
+    # ------------------------------------------------------------------
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            if 'architecture' not in optim_wrapper:
+                raise KeyError(
+                    'optim_wrapper has keys '
+                    f'{list(optim_wrapper.keys())}; the student\'s must be '
+                    "named 'architecture'.")
+            student_wrapper = optim_wrapper['architecture']
+        else:
+            student_wrapper = optim_wrapper
+        if self.discriminator is not None and not (
+                isinstance(optim_wrapper, OptimWrapperDict)
+                and 'discriminator' in optim_wrapper):
+            raise KeyError(
+                'model.discriminator is set but optim_wrapper has no '
+                "'discriminator' optimizer: use constructor="
+                "'mmstructkd.SeparateOptimWrapperConstructor' with keys "
+                "'architecture' and 'discriminator'.")
+        iteration = MessageHub.get_current_instance().get_info('iter')
+
+        with student_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        if self.student_guard.check(losses, iteration):
+            student_wrapper.update_params(parsed)
+        else:
+            student_wrapper.zero_grad()
+        log_vars['nonfinite.skipped'] = torch.tensor(
+            float(self.student_guard.num_skipped))
+
+        if self.discriminator is not None and self._critic_batch is not None:
+            log_vars.update(self.critic_step(optim_wrapper['discriminator'],
+                                             iteration))
+        return log_vars
+
+    def critic_step(self, critic_wrapper: OptimWrapper,
+                    iteration=None) -> Dict[str, torch.Tensor]:
+        """One update of the critic on the last student/teacher outputs."""
+        batch, self._critic_batch = self._critic_batch, None
+        with critic_wrapper.optim_context(self.discriminator):
+            d_losses = self.discriminator_loss(
+                discriminator=self.discriminator, **batch)
+        parsed, log_vars = self.parse_losses(d_losses)
+        if self.discriminator_guard.check(d_losses, iteration):
+            critic_wrapper.update_params(parsed)
+        else:
+            critic_wrapper.zero_grad()
+        log_vars = {f'disc.{k}': v for k, v in log_vars.items()}
+        log_vars['disc.nonfinite.skipped'] = torch.tensor(
+            float(self.discriminator_guard.num_skipped))
+        return log_vars
+
+    # The guards' counters travel in the checkpoint's state_dict, so a
+    # resumed run keeps counting where it stopped.
+    def get_extra_state(self):
+        return dict(student_guard=self.student_guard.state_dict(),
+                    discriminator_guard=self.discriminator_guard.state_dict())
+
+    def set_extra_state(self, state) -> None:
+        self.student_guard.load_state_dict(state['student_guard'])
+        self.discriminator_guard.load_state_dict(state['discriminator_guard'])

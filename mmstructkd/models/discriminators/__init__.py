@@ -1,1 +1,3 @@
-__all__ = []
+from .sagan import SAGANDiscriminator, SelfAttention2d
+
+__all__ = ['SAGANDiscriminator', 'SelfAttention2d']

@@ -18,6 +18,9 @@ from ..recorders import RecorderManager
 # Keys a mapping entry may have besides the loss argument it fills.
 MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx',
                 'connector'}
+# Keyword-only arguments the algorithm provides at each step (not recorded):
+# the adversarial critic and the preprocessed image batch.
+CONTEXT_ARGS = ('discriminator', 'image')
 
 
 def _build_in_scope(cfg):
@@ -137,6 +140,7 @@ class ConfigurableDistiller(BaseModule):
             missing = [
                 n for n, p in params.items()
                 if p.default is p.empty and n not in mapping and
+                n not in CONTEXT_ARGS and
                 p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             ]
             if missing:
@@ -161,8 +165,20 @@ class ConfigurableDistiller(BaseModule):
             data = self.connectors[connector](data)
         return data
 
-    def compute_distill_losses(self) -> Dict[str, torch.Tensor]:
-        """Evaluate every distillation loss on the tensors just recorded."""
+    def losses_taking(self, arg: str):
+        """Names of the losses whose forward takes ``arg``."""
+        return [
+            name for name, loss in self.distill_losses.items()
+            if arg in inspect.signature(loss.forward).parameters
+        ]
+
+    def compute_distill_losses(self, **context) -> Dict[str, torch.Tensor]:
+        """Evaluate every distillation loss on the tensors just recorded.
+
+        Args:
+            context: values the algorithm provides (``discriminator``,
+                ``image``), passed to the losses whose forward takes them.
+        """
         losses = {}
         for loss_name, mapping in self.loss_forward_mappings.items():
             multiplier = self.loss_weight_multipliers.get(loss_name, 1.0)
@@ -170,6 +186,10 @@ class ConfigurableDistiller(BaseModule):
                 continue
             kwargs = {arg: self.get_record(spec)
                       for arg, spec in mapping.items()}
+            params = inspect.signature(
+                self.distill_losses[loss_name].forward).parameters
+            kwargs.update({k: v for k, v in context.items()
+                           if k in params and k not in kwargs})
             try:
                 loss = self.distill_losses[loss_name](**kwargs)
             except ValueError as e:

@@ -1,3 +1,18 @@
+from .adversarial import (AdversarialGeneratorLoss, DiscriminatorLoss,
+                          adversarial_generator_loss, discriminator_loss,
+                          frozen_discriminator_scores, generator_loss,
+                          gradient_penalty)
+from .channel_wise import ChannelWiseDivergence, channel_wise_divergence
+from .nonfinite_guard import NonFiniteGuard, nonfinite_terms
+from .pair_wise import PairWiseLoss, pair_wise_loss
+from .pixel_wise import PixelWiseLoss, pixel_wise_kl
 from .utils import check_same_shape, float32_math, sum_over_levels
 
-__all__ = ['check_same_shape', 'float32_math', 'sum_over_levels']
+__all__ = [
+    'ChannelWiseDivergence', 'channel_wise_divergence', 'PairWiseLoss',
+    'pair_wise_loss', 'PixelWiseLoss', 'pixel_wise_kl',
+    'AdversarialGeneratorLoss', 'DiscriminatorLoss', 'NonFiniteGuard',
+    'adversarial_generator_loss', 'check_same_shape', 'discriminator_loss',
+    'float32_math', 'frozen_discriminator_scores', 'generator_loss',
+    'gradient_penalty', 'nonfinite_terms', 'sum_over_levels'
+]

@@ -122,9 +122,9 @@ def test_teacher_forward_mode_auto_runs_only_what_recorders_need():
     assert build().teacher_forward_mode == 'tensor'
     # In 'feat' mode the teacher's heads never run; the student's do.
     teacher_calls, student_calls = [], []
-    feat.teacher.decode_head.register_forward_hook(
+    feat.teacher.decode_head.conv_seg.register_forward_hook(
         lambda *a: teacher_calls.append(1))
-    feat.architecture.decode_head.register_forward_hook(
+    feat.architecture.decode_head.conv_seg.register_forward_hook(
         lambda *a: student_calls.append(1))
     wrapper = build_optim_wrapper(
         feat, dict(optimizer=dict(type='SGD', lr=0.1)))

@@ -1,0 +1,92 @@
+"""Pixel-wise distillation of SKD (Liu et al., CVPR 2019).
+
+Each pixel's class distribution of the student is pulled towards the
+teacher's with a KL divergence on temperature-softened logits.
+"""
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmstructkd.registry import MODELS
+from .utils import check_ndim, check_same_shape, float32_math
+
+LOSS_NAME = 'PixelWiseLoss'
+
+
+@float32_math
+def pixel_wise_kl(preds_S: Tensor,
+                  preds_T: Tensor,
+                  tau: float = 1.0) -> Tensor:
+    """Pixel-wise KL divergence between teacher and student class maps.
+
+    ``L_pi = tau^2 * mean_{n,h,w} sum_k pT_k (log pT_k - log pS_k)`` with
+    ``p = softmax(logits / tau)`` over the K classes.
+
+    The official SKD code sums over the batch (and averages over pixels);
+    here the batch is averaged too, so the loss weight does not depend on the
+    batch size. Runs in float32 even under autocast. The teacher gets no
+    gradient.
+
+    Args:
+        preds_S: student logits, shape (N, K, H, W).
+        preds_T: teacher logits, shape (N, K, H, W).
+        tau: softmax temperature.
+
+    Returns:
+        Scalar tensor.
+
+    Example:
+        >>> logits_S = torch.randn(2, 19, 33, 45, requires_grad=True)
+        >>> logits_T = torch.randn(2, 19, 33, 45)
+        >>> pixel_wise_kl(logits_S, logits_T, tau=2.0).backward()
+    """
+    check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
+    check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
+    check_same_shape(
+        LOSS_NAME, preds_S, preds_T, dims=(0, ),
+        what='batch sizes')
+    check_same_shape(
+        LOSS_NAME, preds_S, preds_T, dims=(1, ),
+        what='numbers of classes',
+        hint='Both must predict the same classes, in the same order.')
+    check_same_shape(
+        LOSS_NAME, preds_S, preds_T, dims=(2, 3),
+        what='spatial sizes',
+        hint='Resize the logits to a common size (e.g. F.interpolate) or '
+        'record both at the same stage (e.g. the decode heads\' outputs).')
+    log_prob_S = F.log_softmax(preds_S / tau, dim=1)
+    log_prob_T = F.log_softmax(preds_T.detach() / tau, dim=1)
+    # xlogy-style: log_softmax is finite, so pT = 0 gives 0 * finite = 0.
+    kl = (log_prob_T.exp() * (log_prob_T - log_prob_S)).sum(dim=1)
+    return tau**2 * kl.mean()
+
+
+@MODELS.register_module()
+class PixelWiseLoss(nn.Module):
+    """Pixel-wise distillation loss of SKD on segmentation logits.
+
+    See :func:`pixel_wise_kl` (batch-averaged, unlike the official code's
+    batch sum).
+
+    Args:
+        tau: softmax temperature.
+        loss_weight: multiplier of the loss (official: 10).
+    """
+
+    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f'{LOSS_NAME}: tau must be > 0, got {tau}.')
+        self.tau = tau
+        self.loss_weight = loss_weight
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """Compute the weighted loss.
+
+        Args:
+            preds_S: student logits (N, K, H, W).
+            preds_T: teacher logits (N, K, H, W).
+
+        Returns:
+            Scalar tensor, already multiplied by ``loss_weight``.
+        """
+        return self.loss_weight * pixel_wise_kl(preds_S, preds_T, self.tau)
