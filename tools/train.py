@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstructkd  # noqa: E402,F401  (registries, checkpoint loading)
+from mmstructkd.engine.runner import find_resumable_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -96,11 +97,48 @@ def build_config(args) -> Config:
         enable_amp(cfg)
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        # The newest *complete* checkpoint: an interrupted save is skipped.
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir) \
+            if osp.isdir(cfg.work_dir) else None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if args.launcher != 'none':
+        setup_distributed(cfg)
     return cfg
+
+
+def is_distillation(cfg: Config) -> bool:
+    return str(cfg.model.get('type', '')).endswith('SingleTeacherDistill')
+
+
+def setup_distributed(cfg: Config) -> None:
+    """Distributed settings that work on CPU (gloo) as well as on GPU.
+
+    mmengine's launcher set-up selects a CUDA device and its default DDP
+    wrapper passes CUDA ``device_ids``; without a GPU the process group is
+    started here with gloo and the wrapper is built without them. A
+    distillation model gets mmstructkd's wrapper, which keeps the
+    algorithm's own training step (guards, adversarial critic).
+    """
+    import torch
+    import torch.distributed as torch_dist
+    if cfg.get('model_wrapper_cfg') is None and is_distillation(cfg):
+        cfg.model_wrapper_cfg = dict(
+            type='mmstructkd.DistillDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if torch.cuda.is_available():
+        return
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='mmstructkd.DistillDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
 
 
 def main(argv=None):

@@ -62,8 +62,7 @@ def test_model_zoo_config_builds_and_steps(path):
     assert model.architecture.backbone.depth == 18
     assert model.teacher.backbone.depth == 101
     # A tiny input keeps the R101 teacher's step cheap on CPU.
-    model.architecture.data_preprocessor.size = None
-    model.data_preprocessor.size = None
+    model.data_preprocessor.size = (64, 64)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     model.train()
     torch.manual_seed(0)

@@ -1,8 +1,9 @@
 from .loss_weight_scheduler_hook import (DistillLossWeightScheduleHook,
                                          loss_weight_factor)
+from .random_state_hook import RandomStateHook
 from .teacher_check_hook import TeacherCheckError, TeacherCheckHook
 
 __all__ = [
-    'DistillLossWeightScheduleHook', 'TeacherCheckError', 'TeacherCheckHook',
-    'loss_weight_factor'
+    'DistillLossWeightScheduleHook', 'RandomStateHook', 'TeacherCheckError',
+    'TeacherCheckHook', 'loss_weight_factor'
 ]

@@ -21,6 +21,27 @@ def add_prefix(losses: Dict[str, torch.Tensor], prefix: str) -> Dict:
     return {f'{prefix}.{k}': v for k, v in losses.items()}
 
 
+def all_ranks_agree(ok: bool) -> bool:
+    """True only if ``ok`` on every process, so that all processes skip a
+    non-finite step together (one skipping alone would hang DDP)."""
+    from mmengine.dist import all_reduce, get_world_size
+    if get_world_size() == 1:
+        return ok
+    flag = torch.tensor([0.0 if ok else 1.0])
+    all_reduce(flag, op='sum')
+    return flag.item() == 0
+
+
+def average_gradients(module: nn.Module) -> None:
+    """Average the gradients of ``module`` over all processes."""
+    from mmengine.dist import all_reduce, get_world_size
+    if get_world_size() == 1:
+        return
+    for param in module.parameters():
+        if param.grad is not None:
+            all_reduce(param.grad, op='mean')
+
+
 @MODELS.register_module()
 class SingleTeacherDistill(BaseModel):
     """Distil a frozen teacher into a student (mmrazor's vocabulary).
@@ -312,7 +333,18 @@ class SingleTeacherDistill(BaseModel):
     # ------------------------------------------------------------------
     # Training step: student step, then (holistic KD) the critic step
     # ------------------------------------------------------------------
-    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+    def train_step(self, data, optim_wrapper,
+                   run_forward=None) -> Dict[str, torch.Tensor]:
+        """Student step (task + distillation losses), then the critic step.
+
+        Args:
+            data: a batch from the dataloader.
+            optim_wrapper: the student's wrapper, or an ``OptimWrapperDict``
+                with ``architecture`` (and ``discriminator``) wrappers.
+            run_forward: the forward to use for the student step; a DDP
+                wrapper passes its own so gradients are synchronised.
+        """
+        run_forward = run_forward or self._run_forward
         if isinstance(optim_wrapper, OptimWrapperDict):
             if 'architecture' not in optim_wrapper:
                 raise KeyError(
@@ -334,9 +366,9 @@ class SingleTeacherDistill(BaseModel):
 
         with student_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
+            losses = run_forward(data, mode='loss')
         parsed, log_vars = self.parse_losses(losses)
-        if self.student_guard.check(losses, iteration):
+        if all_ranks_agree(self.student_guard.check(losses, iteration)):
             student_wrapper.update_params(parsed)
         else:
             student_wrapper.zero_grad()
@@ -356,8 +388,14 @@ class SingleTeacherDistill(BaseModel):
             d_losses = self.discriminator_loss(
                 discriminator=self.discriminator, **batch)
         parsed, log_vars = self.parse_losses(d_losses)
-        if self.discriminator_guard.check(d_losses, iteration):
-            critic_wrapper.update_params(parsed)
+        if all_ranks_agree(self.discriminator_guard.check(d_losses,
+                                                          iteration)):
+            # update_params split open: the critic is outside DDP, so its
+            # gradients are averaged over processes here.
+            critic_wrapper.backward(parsed)
+            average_gradients(self.discriminator)
+            critic_wrapper.step()
+            critic_wrapper.zero_grad()
         else:
             critic_wrapper.zero_grad()
         log_vars = {f'disc.{k}': v for k, v in log_vars.items()}

@@ -2,13 +2,20 @@ from .adversarial import (AdversarialGeneratorLoss, DiscriminatorLoss,
                           adversarial_generator_loss, discriminator_loss,
                           frozen_discriminator_scores, generator_loss,
                           gradient_penalty)
+from .boundary import (BoundaryLoss, boundary_distillation_loss,
+                       boundary_weighted_kl, extract_boundary_map)
 from .channel_wise import ChannelWiseDivergence, channel_wise_divergence
+from .context import (ContextLoss, context_relation_kl,
+                      context_relation_kl_naive)
 from .nonfinite_guard import NonFiniteGuard, nonfinite_terms
 from .pair_wise import PairWiseLoss, pair_wise_loss
 from .pixel_wise import PixelWiseLoss, pixel_wise_kl
 from .utils import check_same_shape, float32_math, sum_over_levels
 
 __all__ = [
+    'BoundaryLoss', 'boundary_distillation_loss', 'boundary_weighted_kl',
+    'extract_boundary_map', 'ContextLoss', 'context_relation_kl',
+    'context_relation_kl_naive',
     'ChannelWiseDivergence', 'channel_wise_divergence', 'PairWiseLoss',
     'pair_wise_loss', 'PixelWiseLoss', 'pixel_wise_kl',
     'AdversarialGeneratorLoss', 'DiscriminatorLoss', 'NonFiniteGuard',

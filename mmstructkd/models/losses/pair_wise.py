@@ -15,8 +15,9 @@ Two ways of choosing the nodes:
   (see :func:`affinity_distance`) and costs O(C^2 M) time and O(C^2) extra
   memory instead of O(C M^2) and O(M^2). At C = 512 a 128x256 map
   (M = 32768, 64 MB per input) needs ~100 MB beyond its inputs (the
-  student's 64 MB gradient and four 8 MB chunks; 150-200 MB of peak RSS on
-  CPU) where the naive version would need several 4.3 GB matrices.
+  student's 64 MB gradient and four 8 MB chunks; 150-210 MB of peak RSS
+  measured by tools/benchmark_losses.py) where the naive version would need
+  several 4.3 GB matrices.
 """
 import functools
 from typing import Optional, Sequence, Tuple

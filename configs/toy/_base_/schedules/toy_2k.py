@@ -31,3 +31,5 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# Exact --resume: the generators' states travel in the checkpoint.
+custom_hooks = [dict(type='mmstructkd.RandomStateHook')]

@@ -1,0 +1,6 @@
+# Toy two-stage student: Faster R-CNN, ResNet-18 with 16 base channels, FPN
+# of 16 channels (P2..P6), 64x64 inputs.
+_base_ = [
+    './_base_/models/faster-rcnn_r18-thin_fpn.py',
+    './_base_/datasets/toyscenes_det.py', './_base_/schedules/toy_det_2k.py'
+]

@@ -1,0 +1,109 @@
+"""Every detection model-zoo distillation config builds its algorithm (random
+weights: the teacher checkpoints are model-zoo URLs we do not download here)
+and one training step on a tiny random batch gives finite losses."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData
+
+import mmstructkd  # noqa: F401
+# Registers StructuralSimilarityLoss even before the package exports it.
+import mmstructkd.models.losses.ssim  # noqa: F401
+from mmstructkd.registry import MODELS
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DET_CONFIGS = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*_coco.py')))
+# Config name -> (detector type, distillation losses it must log).
+EXPECTED = {
+    'cwd_fpn_retinanet-r101_retinanet-r50_8xb2-1x_coco.py':
+    ('RetinaNet', [f'distill.loss_cwd_fpn{i}' for i in range(5)]),
+    'cwd_fpn_gfl-r101_gfl-r50_8xb2-1x_coco.py':
+    ('GFL', [f'distill.loss_cwd_fpn{i}' for i in range(5)]),
+    'ssim_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py':
+    ('FasterRCNN', ['distill.loss_ssim_fpn']),
+    'skd_pa-fpn_fcos-r101-caffe_fcos-r50-caffe_8xb2-1x_coco.py':
+    ('FCOS', ['distill.loss_pa_fpn']),
+}
+
+
+def det_batch(num_images, height, width, num_boxes=3, num_classes=80,
+              seed=0):
+    """Random uint8 images with a few random boxes each, as the Runner's
+    dataloader hands them to ``train_step``."""
+    from mmdet.structures import DetDataSample
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(num_images):
+        corner = torch.rand(num_boxes, 2, generator=gen) * (width / 2)
+        size = 8 + torch.rand(num_boxes, 2, generator=gen) * (width / 3)
+        sample = DetDataSample()
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([corner, corner + size], dim=1),
+            labels=torch.randint(0, num_classes, (num_boxes, ),
+                                 generator=gen))
+        sample.set_metainfo(
+            dict(img_shape=(height, width), ori_shape=(height, width),
+                 scale_factor=(1.0, 1.0)))
+        samples.append(sample)
+    inputs = [
+        torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                      generator=gen) for _ in range(num_images)
+    ]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def build_without_downloads(path):
+    """The algorithm of ``path`` with no teacher checkpoint and no ImageNet
+    initialisation of either backbone (nothing is downloaded)."""
+    cfg = Config.fromfile(path)
+    assert cfg.model.teacher_ckpt.startswith(
+        'https://download.openmmlab.com/mmdetection/')
+    cfg.model.teacher_ckpt = None
+    for role in ('architecture', 'teacher'):
+        cfg.model[role]['cfg_options'] = {'model.backbone.init_cfg': None}
+    return cfg, MODELS.build(cfg.model)
+
+
+def test_there_are_detection_model_zoo_configs():
+    assert sorted(osp.basename(p) for p in DET_CONFIGS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize('path', DET_CONFIGS,
+                         ids=[osp.basename(p) for p in DET_CONFIGS])
+def test_det_model_zoo_config_builds_and_steps(path):
+    detector_type, loss_keys = EXPECTED[osp.basename(path)]
+    cfg, model = build_without_downloads(path)
+    student, teacher = model.architecture, model.teacher
+    assert type(student).__name__ == detector_type
+    assert type(teacher).__name__ == detector_type
+    # ResNet-50 student, ResNet-101 teacher, both without ImageNet weights.
+    assert student.backbone.depth == 50 and teacher.backbone.depth == 101
+    assert student.backbone.init_cfg is None
+    # Only FPN outputs are distilled: the teacher's heads never run.
+    assert model.teacher_forward_mode == 'feat'
+    # Both networks see one preprocessed batch (the student's settings): a
+    # teacher trained with another normalisation would get wrong inputs.
+    for key in ('mean', 'std'):
+        assert torch.equal(
+            getattr(student.data_preprocessor, key),
+            getattr(teacher.data_preprocessor, key)), key
+    assert student.data_preprocessor._channel_conversion == \
+        teacher.data_preprocessor._channel_conversion
+
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.train()
+    torch.manual_seed(0)
+    # 128x128 keeps the R101 teacher cheap on CPU and still gives every
+    # pyramid level (down to stride 128) at least one position.
+    log_vars = model.train_step(det_batch(2, 128, 128), wrapper)
+    for key in loss_keys:
+        assert key in log_vars, (key, sorted(log_vars))
+    assert any(k.startswith('student.loss_cls') for k in log_vars)
+    for key, value in log_vars.items():
+        assert torch.isfinite(torch.as_tensor(value)).all(), key
+    assert sum(float(log_vars[k]) for k in loss_keys) > 0
