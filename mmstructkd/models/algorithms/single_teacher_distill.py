@@ -404,11 +404,18 @@ class SingleTeacherDistill(BaseModel):
         return log_vars
 
     # The guards' counters travel in the checkpoint's state_dict, so a
-    # resumed run keeps counting where it stopped.
-    def get_extra_state(self):
-        return dict(student_guard=self.student_guard.state_dict(),
-                    discriminator_guard=self.discriminator_guard.state_dict())
+    # resumed run keeps counting where it stopped. One tensor, because
+    # mmengine broadcasts every state_dict entry between processes.
+    _GUARD_COUNTERS = ('num_checked', 'num_skipped', 'num_consecutive')
 
-    def set_extra_state(self, state) -> None:
-        self.student_guard.load_state_dict(state['student_guard'])
-        self.discriminator_guard.load_state_dict(state['discriminator_guard'])
+    def _guards(self):
+        return (self.student_guard, self.discriminator_guard)
+
+    def get_extra_state(self) -> torch.Tensor:
+        return torch.tensor(
+            [[getattr(g, c) for c in self._GUARD_COUNTERS]
+             for g in self._guards()], dtype=torch.int64)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        for guard, counters in zip(self._guards(), state.tolist()):
+            guard.load_state_dict(dict(zip(self._GUARD_COUNTERS, counters)))
