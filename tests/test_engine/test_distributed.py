@@ -70,7 +70,8 @@ def test_two_process_training_keeps_ranks_identical(config, tmp_path,
         f'model.teacher_ckpt={teacher_ckpt}', f'train_cfg.max_iters={iters}',
         f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={iters}',
-        'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2'
+        'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+        'default_hooks.logger.interval=1'
     ]
     test_config = tmp_path / 'dist_config.py'
     test_config.write_text(
