@@ -56,27 +56,34 @@ def parse_args(argv=None):
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper(s) to mmengine's AMP wrapper."""
+    """Switch the optimizer wrapper(s) to mixed precision.
+
+    On CUDA: mmengine's ``AmpOptimWrapper`` (fp16 with dynamic loss scaling).
+    Without CUDA: ``mmstructkd.AutocastOptimWrapper`` (bf16 autocast; no
+    scaling needed), since mmengine's AMP wrapper refuses the CPU.
+    """
     import torch
-    dtype = None if torch.cuda.is_available() else 'bfloat16'
+    on_cuda = torch.cuda.is_available()
 
     def to_amp(wrapper_cfg):
         kind = wrapper_cfg.get('type', 'OptimWrapper')
-        if kind == 'AmpOptimWrapper':
+        if kind in ('AmpOptimWrapper', 'mmstructkd.AutocastOptimWrapper'):
             return
         if kind != 'OptimWrapper':
             print_log(f'--amp: optim_wrapper type {kind} left unchanged',
                       logger='current', level=logging.WARNING)
             return
-        wrapper_cfg.type = 'AmpOptimWrapper'
-        wrapper_cfg.setdefault('loss_scale', 'dynamic')
-        if dtype is not None:
-            wrapper_cfg.setdefault('dtype', dtype)
+        if on_cuda:
+            wrapper_cfg.type = 'AmpOptimWrapper'
+            wrapper_cfg.setdefault('loss_scale', 'dynamic')
+        else:
+            wrapper_cfg.type = 'mmstructkd.AutocastOptimWrapper'
+            wrapper_cfg.setdefault('dtype', 'bfloat16')
 
     optim_wrapper = cfg.optim_wrapper
     if 'constructor' in optim_wrapper or 'optimizer' not in optim_wrapper:
         # An OptimWrapperDict: one wrapper per key (e.g. the discriminator).
-        for key, value in optim_wrapper.items():
+        for value in optim_wrapper.values():
             if isinstance(value, dict) and 'optimizer' in value:
                 to_amp(value)
     else:
