@@ -111,16 +111,26 @@ class DistillLossWeightScheduleHook(Hook):
                 f'{sorted(unknown)}; the distiller has '
                 f'{sorted(distiller.distill_losses)}.')
 
+    def schedule_of(self, name: str) -> dict:
+        schedule = dict(
+            self.schedules.get(name, self.schedules.get('default', {})))
+        if self.stop_distill_iter is not None:
+            schedule['stop_iter'] = self.stop_distill_iter
+        return schedule
+
     def factors(self, iteration: int, max_iters: int,
                 names: Sequence[str]) -> Dict[str, float]:
-        out = {}
-        for name in names:
-            schedule = dict(
-                self.schedules.get(name, self.schedules.get('default', {})))
-            if self.stop_distill_iter is not None:
-                schedule['stop_iter'] = self.stop_distill_iter
-            out[name] = loss_weight_factor(iteration, max_iters, **schedule)
-        return out
+        return {
+            name: loss_weight_factor(iteration, max_iters,
+                                     **self.schedule_of(name))
+            for name in names
+        }
+
+    def stopped(self, iteration: int, names: Sequence[str]) -> bool:
+        """Whether every loss is past its stop point (a zero warm-up factor
+        at iteration 0 is not a stop)."""
+        stops = [self.schedule_of(name).get('stop_iter') for name in names]
+        return all(s is not None and iteration >= s for s in stops)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
@@ -135,5 +145,5 @@ class DistillLossWeightScheduleHook(Hook):
             runner.message_hub.update_scalar(
                 f'train/distill_weight.{name}', float(weight) * factor)
         if self.skip_teacher_after_stop:
-            algorithm.skip_teacher_forward = all(
-                f == 0 for f in factors.values())
+            algorithm.skip_teacher_forward = self.stopped(
+                runner.iter, list(factors))
