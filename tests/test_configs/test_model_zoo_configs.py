@@ -15,7 +15,8 @@ from mmstructkd.registry import MODELS
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', 'cwd', '*cityscapes*.py')) +
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'skd', '*cityscapes*.py')))
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'skd', '*cityscapes*.py')) +
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'bcd', '*cityscapes*.py')))
 
 
 def seg_batch(n, h, w, num_classes=19):
