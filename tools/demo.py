@@ -180,9 +180,9 @@ def chart(results, teacher, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--iters', type=int, default=1000,
+    parser.add_argument('--iters', type=int, default=600,
                         help='training iterations of each student')
-    parser.add_argument('--teacher-iters', type=int, default=2000)
+    parser.add_argument('--teacher-iters', type=int, default=1500)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--out', default=osp.join(REPO_ROOT, 'work_dirs',
                                                   'demo'))
