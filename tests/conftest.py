@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny toy data set, and helpers to run the tools."""
+"""Shared fixtures: a tiny toy data set, a toy teacher checkpoint, and
+helpers to run the tools and read what they wrote."""
+import glob
+import json
 import os
 import os.path as osp
 import subprocess
@@ -64,3 +67,32 @@ def quick_train_options(iters=4, batch=4):
         'val_dataloader.batch_size=4', 'test_dataloader.batch_size=4',
         f'param_scheduler.0.end={iters}'
     ]
+
+
+TOY_TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
+
+
+@pytest.fixture(scope='session')
+def toy_teacher_ckpt(tmp_path_factory, toy_env):
+    """A toy segmentation teacher trained for one iteration (the tests
+    check wiring, not accuracy), shared by the whole session."""
+    work_dir = str(tmp_path_factory.mktemp('toy_teacher'))
+    run_tool(['tools/train.py', toy_config(TOY_TEACHER), '--work-dir',
+              work_dir, '--cfg-options', 'train_cfg.max_iters=1',
+              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
+              'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4'],
+             env=toy_env)
+    return osp.join(work_dir, 'iter_1.pth')
+
+
+def last_checkpoint(work_dir):
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def scalars(work_dir):
+    """The json log lines mmengine's logger wrote (train and val)."""
+    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    assert files, f'no scalars.json under {work_dir}'
+    with open(sorted(files)[-1]) as f:
+        return [json.loads(line) for line in f]

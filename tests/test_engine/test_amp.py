@@ -9,7 +9,6 @@ from mmengine.config import Config
 
 from conftest import TOY_CONFIGS, run_tool, toy_config
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 DISTILL_CONFIGS = sorted(
     osp.basename(p) for p in glob.glob(osp.join(TOY_CONFIGS, '*.py'))
     if 'SingleTeacherDistill' in open(p).read() or osp.basename(p).startswith(
@@ -18,27 +17,18 @@ SEG_DISTILL = [c for c in DISTILL_CONFIGS if 'toyscenes.py' in c and
                'coco' not in c and 'det' not in c]
 
 
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('amp_teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options', 'train_cfg.max_iters=1',
-              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-              'train_dataloader.batch_size=2'], env=toy_env)
-    return osp.join(work_dir, 'iter_1.pth')
-
 
 def test_seg_distill_configs_found():
     assert len(SEG_DISTILL) >= 5, SEG_DISTILL
 
 
 @pytest.mark.parametrize('config', SEG_DISTILL)
-def test_amp_bf16_on_cpu(config, tmp_path, toy_env, teacher_ckpt):
+def test_amp_bf16_on_cpu(config, tmp_path, toy_env, toy_teacher_ckpt):
     iters = 2
     work_dir = str(tmp_path / 'amp')
     sched = Config.fromfile(toy_config(config)).param_scheduler
     keys = list(sched) if isinstance(sched, dict) else [None]
-    opts = [f'model.teacher_ckpt={teacher_ckpt}',
+    opts = [f'model.teacher_ckpt={toy_teacher_ckpt}',
             f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
             f'default_hooks.checkpoint.interval={iters}',
             'default_hooks.logger.interval=1',

@@ -13,7 +13,6 @@ import torch
 import mmstructkd  # noqa: F401
 from conftest import REPO_ROOT, run_tool, toy_config
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 CWD = 'cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 HO = 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 
@@ -48,26 +47,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('dist_teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options', 'train_cfg.max_iters=1',
-              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-              'train_dataloader.batch_size=2'], env=toy_env)
-    return osp.join(work_dir, 'iter_1.pth')
-
 
 @pytest.mark.parametrize('config', [CWD, HO])
 def test_two_process_training_keeps_ranks_identical(config, tmp_path,
-                                                    toy_env, teacher_ckpt):
+                                                    toy_env, toy_teacher_ckpt):
     hook_dir = tmp_path / 'hook'
     hook_dir.mkdir()
     (hook_dir / 'dump_rank_hook.py').write_text(DUMP_HOOK)
     work_dir = str(tmp_path / 'dist')
     iters = 3
     opts = [
-        f'model.teacher_ckpt={teacher_ckpt}', f'train_cfg.max_iters={iters}',
+        f'model.teacher_ckpt={toy_teacher_ckpt}', f'train_cfg.max_iters={iters}',
         f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={iters}',
         'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',

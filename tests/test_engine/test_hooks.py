@@ -12,7 +12,6 @@ from conftest import run_tool, toy_config
 from mmstructkd.engine.hooks import (DistillLossWeightScheduleHook,
                                      TeacherCheckError, loss_weight_factor)
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 CWD = 'cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 
 
@@ -56,15 +55,6 @@ def test_bad_schedule_keys():
             schedules=dict(loss=dict(policy='linear')))
 
 
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('hooks_teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options', 'train_cfg.max_iters=1',
-              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-              'train_dataloader.batch_size=2'], env=toy_env)
-    return osp.join(work_dir, 'iter_1.pth')
-
 
 def make_runner(work_dir, teacher_ckpt, hooks, iters=4, monkeypatch=None,
                 toy_env=None):
@@ -85,10 +75,10 @@ def make_runner(work_dir, teacher_ckpt, hooks, iters=4, monkeypatch=None,
     return Runner.from_cfg(cfg)
 
 
-def test_schedule_hook_warmup_stop_and_teacher_skip(tmp_path, teacher_ckpt,
+def test_schedule_hook_warmup_stop_and_teacher_skip(tmp_path, toy_teacher_ckpt,
                                                     monkeypatch, toy_env):
     runner = make_runner(
-        str(tmp_path / 'sched'), teacher_ckpt,
+        str(tmp_path / 'sched'), toy_teacher_ckpt,
         [dict(type='mmstructkd.DistillLossWeightScheduleHook',
               schedules=dict(loss_cwd=dict(warmup_iters=2)),
               stop_distill_iter=3, skip_teacher_after_stop=True)],
@@ -110,10 +100,10 @@ def test_schedule_hook_warmup_stop_and_teacher_skip(tmp_path, teacher_ckpt,
     assert runner.model.skip_teacher_forward
 
 
-def test_teacher_check_stops_on_low_metric(tmp_path, teacher_ckpt,
+def test_teacher_check_stops_on_low_metric(tmp_path, toy_teacher_ckpt,
                                            monkeypatch, toy_env):
     runner = make_runner(
-        str(tmp_path / 'check'), teacher_ckpt,
+        str(tmp_path / 'check'), toy_teacher_ckpt,
         [dict(type='mmstructkd.TeacherCheckHook', metric='mIoU',
               min_metric=99.0, max_batches=1)],
         monkeypatch=monkeypatch, toy_env=toy_env)
@@ -125,10 +115,10 @@ def test_teacher_check_stops_on_low_metric(tmp_path, teacher_ckpt,
 
 
 def test_teacher_check_passes_and_rejects_key_mismatch(tmp_path,
-                                                       teacher_ckpt,
+                                                       toy_teacher_ckpt,
                                                        monkeypatch, toy_env):
     runner = make_runner(
-        str(tmp_path / 'ok'), teacher_ckpt,
+        str(tmp_path / 'ok'), toy_teacher_ckpt,
         [dict(type='mmstructkd.TeacherCheckHook', metric='mIoU',
               min_metric=0.0, max_batches=1)],
         iters=1, monkeypatch=monkeypatch, toy_env=toy_env)
@@ -136,7 +126,7 @@ def test_teacher_check_passes_and_rejects_key_mismatch(tmp_path,
     assert runner.iter == 1
 
     bad = str(tmp_path / 'bad_teacher.pth')
-    state = torch.load(teacher_ckpt, map_location='cpu', weights_only=True)
+    state = torch.load(toy_teacher_ckpt, map_location='cpu', weights_only=True)
     state['state_dict'] = {
         k: v for k, v in state['state_dict'].items()
         if not k.startswith('decode_head')

@@ -12,25 +12,15 @@ from conftest import run_tool, toy_config
 from mmstructkd.engine.runner import (find_resumable_checkpoint,
                                       is_complete_checkpoint)
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 CWD = 'cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 HO = 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 K = 2
 
 
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('resume_teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options', 'train_cfg.max_iters=1',
-              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-              'train_dataloader.batch_size=2'], env=toy_env)
-    return osp.join(work_dir, 'iter_1.pth')
 
-
-def options(config, teacher_ckpt):
+def options(config, toy_teacher_ckpt):
     opts = [
-        f'model.teacher_ckpt={teacher_ckpt}', f'train_cfg.max_iters={2 * K}',
+        f'model.teacher_ckpt={toy_teacher_ckpt}', f'train_cfg.max_iters={2 * K}',
         # Validation in the middle too: it must not disturb the trajectory.
         f'train_cfg.val_interval={K}', f'default_hooks.checkpoint.interval={K}',
         'default_hooks.checkpoint.max_keep_ckpts=5',
@@ -67,10 +57,10 @@ def assert_same(a, b, where):
 
 
 @pytest.mark.parametrize('config', [CWD, HO])
-def test_resume_continues_exactly(config, tmp_path, toy_env, teacher_ckpt):
+def test_resume_continues_exactly(config, tmp_path, toy_env, toy_teacher_ckpt):
     straight = str(tmp_path / 'straight')
     run_tool(['tools/train.py', toy_config(config), '--work-dir', straight,
-              '--cfg-options'] + options(config, teacher_ckpt), env=toy_env)
+              '--cfg-options'] + options(config, toy_teacher_ckpt), env=toy_env)
 
     # The same run "killed" after K iterations: only its first checkpoint
     # exists; --resume must continue to 2K.
@@ -81,7 +71,7 @@ def test_resume_continues_exactly(config, tmp_path, toy_env, teacher_ckpt):
         f.write(osp.join(resumed, f'iter_{K}.pth'))
     proc = run_tool(['tools/train.py', toy_config(config), '--work-dir',
                      resumed, '--resume', '--cfg-options'] +
-                    options(config, teacher_ckpt), env=toy_env)
+                    options(config, toy_teacher_ckpt), env=toy_env)
     assert f'resumed' in proc.stdout.lower() or 'resume' in proc.stdout
 
     a = load(osp.join(straight, f'iter_{2 * K}.pth'))
@@ -104,10 +94,10 @@ def test_resume_continues_exactly(config, tmp_path, toy_env, teacher_ckpt):
     assert moved
 
 
-def test_truncated_checkpoint_falls_back(tmp_path, toy_env, teacher_ckpt):
+def test_truncated_checkpoint_falls_back(tmp_path, toy_env, toy_teacher_ckpt):
     work_dir = str(tmp_path / 'run')
     run_tool(['tools/train.py', toy_config(CWD), '--work-dir', work_dir,
-              '--cfg-options'] + options(CWD, teacher_ckpt), env=toy_env)
+              '--cfg-options'] + options(CWD, toy_teacher_ckpt), env=toy_env)
     newest = osp.join(work_dir, f'iter_{2 * K}.pth')
     assert is_complete_checkpoint(newest)
     # An interrupted save: the file is cut short.
@@ -119,7 +109,7 @@ def test_truncated_checkpoint_falls_back(tmp_path, toy_env, teacher_ckpt):
         work_dir, f'iter_{K}.pth')
     proc = run_tool(['tools/train.py', toy_config(CWD), '--work-dir',
                      work_dir, '--resume', '--cfg-options'] +
-                    options(CWD, teacher_ckpt), env=toy_env)
+                    options(CWD, toy_teacher_ckpt), env=toy_env)
     assert 'is incomplete' in proc.stdout
     assert f'iter_{K}.pth' in proc.stdout
     # Training went on from K and wrote a whole checkpoint at 2K again.

@@ -5,22 +5,11 @@ import os.path as osp
 
 import pytest
 
-from conftest import quick_train_options, run_tool, toy_config
-from test_train_distill_seg import scalars
+from conftest import quick_train_options, run_tool, scalars, toy_config
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 BCD = 'bcd_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 CWD_BCD = 'cwd-bcd_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 
-
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('bcd_teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options', 'train_cfg.max_iters=1',
-              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-              'train_dataloader.batch_size=2'], env=toy_env)
-    return osp.join(work_dir, 'iter_1.pth')
 
 
 @pytest.mark.parametrize('config, keys', [
@@ -29,10 +18,10 @@ def teacher_ckpt(tmp_path_factory, toy_env):
      ['distill.loss_boundary', 'distill.loss_context', 'distill.loss_cwd']),
 ])
 def test_bcd_trains_and_validates(config, keys, tmp_path, toy_env,
-                                  teacher_ckpt):
+                                  toy_teacher_ckpt):
     work_dir = str(tmp_path / 'bcd')
     run_tool(['tools/train.py', toy_config(config), '--work-dir', work_dir,
-              '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}'] +
+              '--cfg-options', f'model.teacher_ckpt={toy_teacher_ckpt}'] +
              quick_train_options(iters=3), env=toy_env)
     logs = scalars(work_dir)
     train = [x for x in logs if 'distill.loss_boundary' in x]

@@ -1,42 +1,18 @@
 """End to end: train the toy teacher, distil it into the toy student with
 tools/train.py, validate, export the student and load it in plain mmseg."""
-import glob
 import json
-import os.path as osp
 
 import pytest
 import torch
 
 import mmstructkd  # noqa: F401  (weights-only loading of Runner checkpoints)
 
-from conftest import quick_train_options, run_tool, toy_config
+from conftest import (last_checkpoint, quick_train_options, run_tool,
+                      scalars, toy_config)
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 STUDENT = 'pspnet_r18-d8-thin16_1xb8-2k_toyscenes.py'
 CWD = 'cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 PI = 'skd_pi_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
-
-
-def last_checkpoint(work_dir):
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
-def scalars(work_dir):
-    """The json log lines mmengine's logger wrote (train and val)."""
-    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    assert files, f'no scalars.json under {work_dir}'
-    with open(sorted(files)[-1]) as f:
-        return [json.loads(line) for line in f]
-
-
-@pytest.fixture(scope='module')
-def toy_teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options'] + quick_train_options(iters=4),
-             env=toy_env)
-    return last_checkpoint(work_dir)
 
 
 @pytest.mark.parametrize('config, loss_key', [(CWD, 'distill.loss_cwd'),
@@ -60,7 +36,7 @@ def test_distill_trains_validates_and_exports(config, loss_key, tmp_path,
     ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
     keys = list(ckpt['state_dict'])
     assert any(k.startswith('architecture.backbone.') for k in keys)
-    # The frozen teacher is rebuilt from teacher_ckpt, never saved.
+    # The frozen teacher is rebuilt from toy_teacher_ckpt, never saved.
     assert not any(k.startswith('teacher') for k in keys)
 
     export_dir = str(tmp_path / 'export')
@@ -70,7 +46,6 @@ def test_distill_trains_validates_and_exports(config, loss_key, tmp_path,
     # plain mmseg, without missing or unexpected keys, and runs inference.
     check = f'''
 import sys, torch, numpy as np
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.apis import init_model, inference_model
 model = init_model("{export_dir}/student.py", None, device="cpu")
 state = torch.load("{export_dir}/student.pth", map_location="cpu",

@@ -9,31 +9,23 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmstructkd  # noqa: F401
-from conftest import quick_train_options, run_tool, toy_config
+from conftest import (last_checkpoint, quick_train_options, run_tool,
+                      scalars, toy_config)
 
-from test_train_distill_seg import last_checkpoint, scalars
 
-TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
 PA = 'skd_pi-pa_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 PA_FULL = ('skd_pi-pa-fullres_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_'
            'toyscenes.py')
 PA_HO = 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 
 
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory, toy_env):
-    work_dir = str(tmp_path_factory.mktemp('skd_teacher'))
-    run_tool(['tools/train.py', toy_config(TEACHER), '--work-dir', work_dir,
-              '--cfg-options'] + quick_train_options(iters=2), env=toy_env)
-    return last_checkpoint(work_dir)
-
 
 @pytest.mark.parametrize('config, scale', [(PA, 0.5), (PA_FULL, None)])
 def test_pixel_and_pair_wise_train(config, scale, tmp_path, toy_env,
-                                   teacher_ckpt):
+                                   toy_teacher_ckpt):
     work_dir = str(tmp_path / 'skd')
     run_tool(['tools/train.py', toy_config(config), '--work-dir', work_dir,
-              '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}'] +
+              '--cfg-options', f'model.teacher_ckpt={toy_teacher_ckpt}'] +
              quick_train_options(iters=3), env=toy_env)
     train = [x for x in scalars(work_dir) if 'distill.loss_pa' in x]
     assert len(train) == 3
@@ -59,10 +51,10 @@ def _runner(config, work_dir, teacher_ckpt, iters):
 
 
 def test_adversarial_step_updates_student_and_critic_not_teacher(
-        tmp_path, toy_env, teacher_ckpt, monkeypatch):
+        tmp_path, toy_env, toy_teacher_ckpt, monkeypatch):
     for key, value in toy_env.items():
         monkeypatch.setenv(key, value)
-    runner = _runner(PA_HO, str(tmp_path / 'ho'), teacher_ckpt, iters=3)
+    runner = _runner(PA_HO, str(tmp_path / 'ho'), toy_teacher_ckpt, iters=3)
     model = runner.model
     teacher_before = copy.deepcopy(model.teacher.state_dict())
     snapshots = {}
