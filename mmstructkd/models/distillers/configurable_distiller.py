@@ -85,6 +85,11 @@ class ConfigurableDistiller(BaseModule):
             name: {arg: dict(spec) for arg, spec in mapping.items()}
             for name, mapping in (loss_forward_mappings or {}).items()
         }
+        # Argument names of each loss's forward, read once (not per step).
+        self._loss_params = {
+            name: set(inspect.signature(loss.forward).parameters)
+            for name, loss in self.distill_losses.items()
+        }
         # Multipliers on top of each loss's own loss_weight; the loss-weight
         # scheduler hook sets them (1.0 = as configured, 0.0 = off).
         self.loss_weight_multipliers: Dict[str, float] = {
@@ -167,10 +172,8 @@ class ConfigurableDistiller(BaseModule):
 
     def losses_taking(self, arg: str):
         """Names of the losses whose forward takes ``arg``."""
-        return [
-            name for name, loss in self.distill_losses.items()
-            if arg in inspect.signature(loss.forward).parameters
-        ]
+        return [name for name, params in self._loss_params.items()
+                if arg in params]
 
     def compute_distill_losses(self, **context) -> Dict[str, torch.Tensor]:
         """Evaluate every distillation loss on the tensors just recorded.
@@ -186,8 +189,7 @@ class ConfigurableDistiller(BaseModule):
                 continue
             kwargs = {arg: self.get_record(spec)
                       for arg, spec in mapping.items()}
-            params = inspect.signature(
-                self.distill_losses[loss_name].forward).parameters
+            params = self._loss_params[loss_name]
             kwargs.update({k: v for k, v in context.items()
                            if k in params and k not in kwargs})
             try:
