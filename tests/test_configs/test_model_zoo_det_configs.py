@@ -18,7 +18,8 @@ from mmstructkd.registry import MODELS
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*_coco.py')))
-# Config name -> (detector type, distillation losses it must log).
+# Config name -> (detector type, distillation losses it must log). Other
+# *_coco.py configs get the generic checks only.
 EXPECTED = {
     'cwd_fpn_retinanet-r101_retinanet-r50_8xb2-1x_coco.py':
     ('RetinaNet', [f'distill.loss_cwd_fpn{i}' for i in range(5)]),
@@ -57,6 +58,14 @@ def det_batch(num_images, height, width, num_boxes=3, num_classes=80,
     return dict(inputs=inputs, data_samples=samples)
 
 
+# Fewer sampled RoIs than COCO's 512 per image: the step's cost is
+# otherwise dominated by the R-CNN head's 12544 x 1024 fully connected layer.
+FAST_RCNN_OPTIONS = {
+    'model.train_cfg.rpn_proposal.max_per_img': 64,
+    'model.train_cfg.rcnn.sampler.num': 32
+}
+
+
 def build_without_downloads(path):
     """The algorithm of ``path`` with no teacher checkpoint and no ImageNet
     initialisation of either backbone (nothing is downloaded)."""
@@ -65,27 +74,34 @@ def build_without_downloads(path):
         'https://download.openmmlab.com/mmdetection/')
     cfg.model.teacher_ckpt = None
     for role in ('architecture', 'teacher'):
-        cfg.model[role]['cfg_options'] = {'model.backbone.init_cfg': None}
+        options = {'model.backbone.init_cfg': None}
+        if 'rcnn' in path:
+            options.update(FAST_RCNN_OPTIONS)
+        cfg.model[role]['cfg_options'] = options
     return cfg, MODELS.build(cfg.model)
 
 
 def test_there_are_detection_model_zoo_configs():
-    assert sorted(osp.basename(p) for p in DET_CONFIGS) == sorted(EXPECTED)
+    names = {osp.basename(p) for p in DET_CONFIGS}
+    assert set(EXPECTED) <= names, sorted(set(EXPECTED) - names)
 
 
 @pytest.mark.parametrize('path', DET_CONFIGS,
                          ids=[osp.basename(p) for p in DET_CONFIGS])
 def test_det_model_zoo_config_builds_and_steps(path):
-    detector_type, loss_keys = EXPECTED[osp.basename(path)]
+    detector_type, loss_keys = EXPECTED.get(osp.basename(path), (None, []))
     cfg, model = build_without_downloads(path)
     student, teacher = model.architecture, model.teacher
-    assert type(student).__name__ == detector_type
-    assert type(teacher).__name__ == detector_type
-    # ResNet-50 student, ResNet-101 teacher, both without ImageNet weights.
-    assert student.backbone.depth == 50 and teacher.backbone.depth == 101
-    assert student.backbone.init_cfg is None
-    # Only FPN outputs are distilled: the teacher's heads never run.
-    assert model.teacher_forward_mode == 'feat'
+    for net in (student, teacher):
+        assert 'Pretrained' not in str(net.backbone.init_cfg)
+    if detector_type is not None:
+        assert type(student).__name__ == detector_type
+        assert type(teacher).__name__ == detector_type
+        # ResNet-50 student, ResNet-101 teacher.
+        assert student.backbone.depth == 50
+        assert teacher.backbone.depth == 101
+        # Only FPN outputs are distilled: the teacher's heads never run.
+        assert model.teacher_forward_mode == 'feat'
     # Both networks see one preprocessed batch (the student's settings): a
     # teacher trained with another normalisation would get wrong inputs.
     for key in ('mean', 'std'):
@@ -98,9 +114,11 @@ def test_det_model_zoo_config_builds_and_steps(path):
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     model.train()
     torch.manual_seed(0)
-    # 128x128 keeps the R101 teacher cheap on CPU and still gives every
-    # pyramid level (down to stride 128) at least one position.
-    log_vars = model.train_step(det_batch(2, 128, 128), wrapper)
+    # 64x64 keeps the R101 teacher cheap on CPU and still gives every
+    # pyramid level (down to stride 128) one position at least.
+    log_vars = model.train_step(det_batch(2, 64, 64), wrapper)
+    loss_keys = loss_keys or [k for k in log_vars if k.startswith('distill.')]
+    assert loss_keys, sorted(log_vars)
     for key in loss_keys:
         assert key in log_vars, (key, sorted(log_vars))
     assert any(k.startswith('student.loss_cls') for k in log_vars)

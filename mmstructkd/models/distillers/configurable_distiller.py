@@ -187,8 +187,14 @@ class ConfigurableDistiller(BaseModule):
             multiplier = self.loss_weight_multipliers.get(loss_name, 1.0)
             if multiplier == 0:
                 continue
-            kwargs = {arg: self.get_record(spec)
-                      for arg, spec in mapping.items()}
+            kwargs = {}
+            for arg, spec in mapping.items():
+                try:
+                    kwargs[arg] = self.get_record(spec)
+                except (IndexError, RuntimeError) as e:
+                    raise type(e)(
+                        f'loss_forward_mappings[{loss_name!r}][{arg!r}]: '
+                        f'{e}') from None
             params = self._loss_params[loss_name]
             kwargs.update({k: v for k, v in context.items()
                            if k in params and k not in kwargs})

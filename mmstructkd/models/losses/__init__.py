@@ -10,12 +10,13 @@ from .context import (ContextLoss, context_relation_kl,
 from .nonfinite_guard import NonFiniteGuard, nonfinite_terms
 from .pair_wise import PairWiseLoss, pair_wise_loss
 from .pixel_wise import PixelWiseLoss, pixel_wise_kl
+from .ssim import StructuralSimilarityLoss
 from .utils import check_same_shape, float32_math, sum_over_levels
 
 __all__ = [
     'BoundaryLoss', 'boundary_distillation_loss', 'boundary_weighted_kl',
     'extract_boundary_map', 'ContextLoss', 'context_relation_kl',
-    'context_relation_kl_naive',
+    'context_relation_kl_naive', 'StructuralSimilarityLoss',
     'ChannelWiseDivergence', 'channel_wise_divergence', 'PairWiseLoss',
     'pair_wise_loss', 'PixelWiseLoss', 'pixel_wise_kl',
     'AdversarialGeneratorLoss', 'DiscriminatorLoss', 'NonFiniteGuard',

@@ -3,7 +3,14 @@
 # its CocoMetric. TOY_DATA_ROOT overrides the location (tests point it at a
 # temporary set). Pictures are resized to fit 64x64 whatever size they were
 # generated at, so a training step stays cheap on CPU.
-dataset_type = 'mmstructkd.ToySceneCocoDataset'
+# mmdet's own CocoDataset with the toy classes (what
+# mmstructkd.ToySceneCocoDataset holds), not our subclass: mmdet's
+# init_detector builds the test data set of a config to read its palette, so
+# an exported student config must not name an mmstructkd type.
+dataset_type = 'CocoDataset'
+metainfo = dict(
+    classes=('car', 'person', 'sign'),
+    palette=[(0, 0, 142), (220, 20, 60), (220, 220, 0)])
 data_root = '{{$TOY_DATA_ROOT:data/toy_scenes}}'
 img_scale = (64, 64)
 train_pipeline = [
@@ -28,6 +35,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        metainfo=metainfo,
         data_root=data_root,
         ann_file='annotations/instances_train.json',
         data_prefix=dict(img='img_dir/train/'),
@@ -40,6 +48,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        metainfo=metainfo,
         data_root=data_root,
         ann_file='annotations/instances_val.json',
         data_prefix=dict(img='img_dir/val/'),
