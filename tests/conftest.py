@@ -8,9 +8,21 @@ import subprocess
 import sys
 
 import pytest
+from mmengine.registry import DefaultScope
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_CONFIGS = osp.join(REPO_ROOT, 'configs', 'toy')
+
+
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """A Runner built in-process leaves its scope (e.g. 'mmseg') as the
+    current default scope, which would make later unprefixed builds resolve
+    in that package; every test starts and ends with the same scopes."""
+    saved = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
 
 
 def run_tool(args, env=None, timeout=600, check=True):

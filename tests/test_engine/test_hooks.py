@@ -71,7 +71,9 @@ def make_runner(work_dir, teacher_ckpt, hooks, iters=4, monkeypatch=None,
     cfg.val_dataloader.batch_size = 2
     cfg.param_scheduler[0].end = iters
     cfg.custom_hooks = hooks
+    # Unique names: in-process Runners must not share a visualizer.
     cfg.experiment_name = osp.basename(work_dir)
+    cfg.visualizer.name = f'visualizer_{osp.basename(work_dir)}'
     return Runner.from_cfg(cfg)
 
 

@@ -46,7 +46,9 @@ def _runner(config, work_dir, teacher_ckpt, iters):
     cfg.train_dataloader.batch_size = 4
     for schedulers in cfg.param_scheduler.values():
         schedulers[0].end = iters
+    # Unique names: in-process Runners must not share a visualizer.
     cfg.experiment_name = osp.basename(work_dir)
+    cfg.visualizer.name = f'visualizer_{osp.basename(work_dir)}'
     return Runner.from_cfg(cfg)
 
 
