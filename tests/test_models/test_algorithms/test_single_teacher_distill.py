@@ -214,3 +214,23 @@ def test_model_dict_without_scope_and_bad_type():
     bad['type'] = 'NoSuchSegmentor'
     with pytest.raises(KeyError, match='NoSuchSegmentor'):
         build(architecture=bad)
+
+
+def test_critic_without_its_optimizer_is_named():
+    cfg = Config.fromfile(osp.join(
+        TOY, 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_'
+        'toyscenes.py'))
+    cfg.model.teacher_ckpt = None
+    model = MODELS.build(cfg.model)
+    plain = build_optim_wrapper(model, dict(optimizer=dict(type='SGD',
+                                                           lr=0.1)))
+    model.train()
+    with pytest.raises(KeyError) as info:
+        model.train_step(fake_batch(), plain)
+    message = str(info.value)
+    assert "'discriminator' optimizer" in message
+    assert 'SeparateOptimWrapperConstructor' in message
+    # And the other way round: an adversarial loss without a critic.
+    cfg.model.pop('discriminator')
+    with pytest.raises(KeyError, match='need an adversarial critic'):
+        MODELS.build(cfg.model)
