@@ -32,6 +32,16 @@ EXPECTED = {
 }
 
 
+def box_masks(boxes, height, width):
+    """Instance masks filling each box (for Mask R-CNN students)."""
+    import numpy as np
+    from mmdet.structures.mask import BitmapMasks
+    masks = np.zeros((len(boxes), height, width), dtype=np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist()):
+        masks[i, max(y1, 0):min(y2, height), max(x1, 0):min(x2, width)] = 1
+    return BitmapMasks(masks, height, width)
+
+
 def det_batch(num_images, height, width, num_boxes=3, num_classes=80,
               seed=0):
     """Random uint8 images with a few random boxes each, as the Runner's
@@ -43,10 +53,12 @@ def det_batch(num_images, height, width, num_boxes=3, num_classes=80,
         corner = torch.rand(num_boxes, 2, generator=gen) * (width / 2)
         size = 8 + torch.rand(num_boxes, 2, generator=gen) * (width / 3)
         sample = DetDataSample()
+        boxes = torch.cat([corner, corner + size], dim=1)
         sample.gt_instances = InstanceData(
-            bboxes=torch.cat([corner, corner + size], dim=1),
+            bboxes=boxes,
             labels=torch.randint(0, num_classes, (num_boxes, ),
-                                 generator=gen))
+                                 generator=gen),
+            masks=box_masks(boxes, height, width))
         sample.set_metainfo(
             dict(img_shape=(height, width), ori_shape=(height, width),
                  scale_factor=(1.0, 1.0)))
