@@ -13,23 +13,5 @@ model = dict(
     architecture=dict(cfg_path={{_base_.mask_rcnn_student_cfg_path}}),
     teacher=dict(cfg_path={{_base_.mask_rcnn_teacher_cfg_path}}),
     teacher_ckpt={{_base_.mask_rcnn_teacher_ckpt}},
-    distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(
-            stages=dict(type='ModuleOutputs', source='backbone'),
-            fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(
-            stages=dict(type='ModuleOutputs', source='backbone'),
-            fpn=dict(type='ModuleOutputs', source='neck')),
-        distill_losses=dict(
-            loss_boundary=dict(type='BoundaryLoss', loss_weight=1.0),
-            loss_context=dict(type='ContextLoss', tau=0.1, loss_weight=1.0)),
-        loss_forward_mappings=dict(
-            loss_boundary=dict(
-                feats_S=dict(from_student=True, recorder='stages'),
-                feats_T=dict(from_student=False, recorder='stages')),
-            loss_context=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=0),
-                preds_T=dict(from_student=False, recorder='fpn',
-                             data_idx=0)))))
+    distiller={{_base_.bcd_fpn_distiller}})
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')

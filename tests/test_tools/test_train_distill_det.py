@@ -6,8 +6,6 @@ load it with plain mmdet.
 Also checks, in this process, that FPN-only distillation runs the teacher's
 backbone and neck only (``teacher_forward_mode == 'feat'``: no head call).
 """
-import glob
-import json
 import math
 import os.path as osp
 
@@ -22,7 +20,8 @@ import mmstructkd  # noqa: F401  (weights-only loading of Runner checkpoints)
 import mmstructkd.models.losses.ssim  # noqa: F401
 from mmstructkd.registry import MODELS
 
-from conftest import REPO_ROOT, quick_train_options, run_tool, toy_config
+from conftest import (REPO_ROOT, last_checkpoint, quick_train_options,
+                      run_tool, scalars, toy_config)
 
 TEACHERS = {
     'retinanet': 'retinanet_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py',
@@ -64,19 +63,6 @@ CASES = {
         ['distill.loss_ssim_fpn'], ['rpn_head.rpn_conv', 'roi_head.bbox_head'],
         connector='fpn_adapter'),
 }
-
-
-def last_checkpoint(work_dir):
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
-def scalars(work_dir):
-    """The json log lines mmengine's logger wrote (train and val)."""
-    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    assert files, f'no scalars.json under {work_dir}'
-    with open(sorted(files)[-1]) as f:
-        return [json.loads(line) for line in f]
 
 
 @pytest.fixture(scope='module')
