@@ -18,6 +18,19 @@ SEG_CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', 'skd', '*cityscapes*.py')) +
     glob.glob(osp.join(REPO_ROOT, 'configs', 'bcd', '*cityscapes*.py')))
 
+_SKD = 'skd_{}_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x512.py'
+# The reproduction configs (tools/reproduce.sh) -> exactly the distillation
+# losses they must log; other configs get the generic checks only.
+EXPECTED_DISTILL_KEYS = {
+    _SKD.format('pi'): {'distill.loss_pi'},
+    _SKD.format('pi-pa'): {'distill.loss_pi', 'distill.loss_pa'},
+    _SKD.format('pi-pa-fullres'): {'distill.loss_pi', 'distill.loss_pa'},
+    _SKD.format('pi-pa-ho'):
+    {'distill.loss_pi', 'distill.loss_pa', 'distill.loss_ho'},
+    'cwd_logits_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py':
+    {'distill.loss_cwd'},
+}
+
 
 def seg_batch(n, h, w, num_classes=19):
     from mmengine.structures import PixelData
@@ -52,6 +65,7 @@ def test_there_are_model_zoo_configs():
             'cityscapes-512x1024.py') in names
     assert any(n.startswith('cwd_logits_deeplabv3') for n in names)
     assert any(n.startswith('skd_pi_') for n in names)
+    assert set(EXPECTED_DISTILL_KEYS) <= set(names)
 
 
 @pytest.mark.parametrize('path', SEG_CONFIGS,
@@ -70,5 +84,11 @@ def test_model_zoo_config_builds_and_steps(path):
     log_vars = model.train_step(seg_batch(2, 64, 64), wrapper)
     distill_keys = [k for k in log_vars if k.startswith('distill.')]
     assert distill_keys
+    expected = EXPECTED_DISTILL_KEYS.get(osp.basename(path))
+    if expected is not None:
+        assert set(distill_keys) == expected, sorted(log_vars)
+    if 'distill.loss_ho' in distill_keys:
+        # The critic's own step ran too (WGAN-GP).
+        assert {'disc.loss', 'disc.loss_gp'} <= set(log_vars)
     for key, value in log_vars.items():
         assert torch.isfinite(torch.as_tensor(value)).all(), key
