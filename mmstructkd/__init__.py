@@ -7,6 +7,6 @@ checkpoints under torch's weights-only unpickling (see
 from . import utils  # noqa: F401  (checkpoint loading, config paths)
 from .version import __version__
 
-from . import engine, models  # noqa: F401,E402  (fill the registries)
+from . import engine, evaluation, models  # noqa: F401,E402  (registries)
 
 __all__ = ['__version__']

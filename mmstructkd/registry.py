@@ -15,6 +15,7 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
@@ -82,3 +83,8 @@ TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
     locations=['mmstructkd.datasets'])
 
+
+# Evaluation: metrics that mmseg/mmdet do not have (boundary quality).
+METRICS = Registry(
+    'metric', parent=MMENGINE_METRICS, scope='mmstructkd',
+    locations=['mmstructkd.evaluation'])

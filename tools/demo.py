@@ -15,7 +15,7 @@ Steps (each reuses what an earlier run left, when its inputs are unchanged):
 Everything printed comes from this run's logs.
 
 Usage:
-    python tools/demo.py [--iters 1000] [--seeds 0 1 2] [--teacher-iters 2000]
+    python tools/demo.py [--iters 500] [--seeds 0 1 2] [--teacher-iters 1500]
 """
 import argparse
 import glob
@@ -33,6 +33,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY = osp.join(REPO_ROOT, 'configs', 'toy')
 TEACHER_CFG = osp.join(TOY, 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py')
 STUDENT_CFG = osp.join(TOY, 'pspnet_r18-d8-thin16_1xb8-2k_toyscenes.py')
+TEACHER_CKPT = osp.join(REPO_ROOT, 'work_dirs', 'toy', 'teacher.pth')
 METHODS = {
     'student (no KD)': STUDENT_CFG,
     'CWD logits': osp.join(
@@ -124,26 +125,26 @@ def file_digest(*paths):
     return h.hexdigest()[:12]
 
 
-def train_teacher(args, out_dir):
-    cached = osp.join(REPO_ROOT, 'work_dirs', 'toy', 'teacher.pth')
+def train_cached(config, cached, iters, data_stamp, work_dir,
+                 digest_files=(), log=print):
+    """Train ``config`` for ``iters`` (seed 0) into ``work_dir`` and copy the
+    last checkpoint to ``cached``, unless ``cached`` was made from the same
+    config files, iterations and data (a JSON stamp next to it); returns the
+    final validation metrics either way."""
     stamp = cached + '.json'
-    key = dict(config=file_digest(TEACHER_CFG,
-                                  osp.join(TOY, '_base_', 'models',
-                                           'pspnet_r18-thin.py')),
-               iters=args.teacher_iters, data=args.data_stamp)
+    key = dict(config=file_digest(config, *digest_files), iters=iters,
+               data=data_stamp)
     if osp.isfile(cached) and osp.isfile(stamp):
         with open(stamp) as f:
-            if json.load(f).get('key') == key:
-                print(f'[demo] reusing the cached teacher {cached}')
-                with open(stamp) as f:
-                    return json.load(f)['metrics']
-    print(f'[demo] training the teacher ({args.teacher_iters} iterations)')
-    work_dir = osp.join(out_dir, 'teacher')
+            saved = json.load(f)
+        if saved.get('key') == key:
+            log(f'reusing the cached {osp.relpath(cached, REPO_ROOT)}')
+            return saved['metrics']
+    log(f'training {osp.basename(config)} ({iters} iterations)')
     shutil.rmtree(work_dir, ignore_errors=True)
-    run([sys.executable, 'tools/train.py', TEACHER_CFG, '--work-dir',
-         work_dir, '--cfg-options'] +
-        schedule_options(args.teacher_iters, 0) +
-        scheduler_options(TEACHER_CFG, args.teacher_iters))
+    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+         '--cfg-options'] + schedule_options(iters, 0) +
+        scheduler_options(config, iters))
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     os.makedirs(osp.dirname(cached), exist_ok=True)
@@ -152,6 +153,21 @@ def train_teacher(args, out_dir):
     with open(stamp, 'w') as f:
         json.dump(dict(key=key, metrics=metrics), f)
     return metrics
+
+
+def train_teacher(args, out_dir):
+    return train_cached(
+        TEACHER_CFG, TEACHER_CKPT, args.teacher_iters, args.data_stamp,
+        osp.join(out_dir, 'teacher'),
+        digest_files=[osp.join(TOY, '_base_', 'models', 'pspnet_r18-thin.py')],
+        log=lambda msg: print(f'[demo] {msg}'))
+
+
+def toy_data_stamp(data_root=None):
+    """Digest of the toy set's annotation files (changes when it does)."""
+    data_root = data_root or osp.join(REPO_ROOT, 'data', 'toy_scenes')
+    stamps = glob.glob(osp.join(data_root, '*.json'))
+    return file_digest(*sorted(stamps)) if stamps else None
 
 
 def chart(results, teacher, path):
@@ -180,7 +196,7 @@ def chart(results, teacher, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--iters', type=int, default=600,
+    parser.add_argument('--iters', type=int, default=500,
                         help='training iterations of each student')
     parser.add_argument('--teacher-iters', type=int, default=1500)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -192,12 +208,10 @@ def main(argv=None):
 
     print('[demo] toy data')
     run([sys.executable, 'tools/make_toy_data.py'])
-    data_root = osp.join(REPO_ROOT, 'data', 'toy_scenes')
-    stamps = glob.glob(osp.join(data_root, '*.json'))
-    args.data_stamp = file_digest(*sorted(stamps)) if stamps else None
+    args.data_stamp = toy_data_stamp()
 
     teacher = train_teacher(args, args.out)
-    teacher_ckpt = osp.join(REPO_ROOT, 'work_dirs', 'toy', 'teacher.pth')
+    teacher_ckpt = TEACHER_CKPT
 
     results = {}
     for name, config in METHODS.items():

@@ -1,0 +1,489 @@
+"""How much each distillation method helps the toy student, honestly measured.
+
+Protocol (the same for every method, segmentation and detection):
+
+1. Teachers: the toy PSPNet teacher of ``make demo`` (shared cache
+   ``work_dirs/toy/teacher.pth``) and toy RetinaNet / Faster R-CNN teachers
+   (``work_dirs/toy/{retinanet,faster-rcnn}_teacher.pth``), trained on the
+   full train split, reused when their config, schedule and data are
+   unchanged.
+2. Hyper-parameter choice, never on val: every distillation method's loss
+   weights are scaled together by each factor of ``--factors`` (1 = the
+   config's weights); the student trains on ``splits/train_fit`` (80 % of
+   train) and is scored on ``splits/train_holdout`` (the other 20 %). The
+   factor with the best held-out score (mIoU / bbox mAP) is kept. One seed
+   per factor, a shorter schedule (``--select-iters``).
+3. Final runs: every method with its chosen factor, and the plain student,
+   on the full train split for ``--seeds`` with the same schedule
+   (``--iters``), scored on val: mIoU and boundary IoU (segmentation;
+   ``mmstructkd.BoundaryIoUMetric``), bbox mAP (detection).
+4. Report: mean and standard deviation over seeds, and the fraction of the
+   teacher-student gap that the mean closes,
+   ``(method - plain) / (teacher - plain)``.
+
+Nothing is tuned on val and every number comes from this run's logs. Runs
+execute ``--jobs`` at a time, each with ``cpu_count / jobs`` threads; a run
+whose result file already matches its settings is reused, so an interrupted
+benchmark resumes where it stopped.
+
+Usage:
+    python tools/benchmark_accuracy.py [--task seg det] [--seeds 0 1 2]
+        [--iters 500] [--select-iters 300] [--factors 0.3 1 3] [--jobs 2]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import demo  # noqa: E402  (shared toy helpers: schedules, teacher cache)
+
+TOY = osp.join(REPO_ROOT, 'configs', 'toy')
+SEG_PAIR = 'pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
+RETINA_PAIR = ('retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
+               'toyscenes-64x64.py')
+FRCNN_PAIR = ('faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_1xb8-2k_'
+              'toyscenes-64x64.py')
+
+
+@dataclass
+class Teacher:
+    name: str
+    config: str
+    checkpoint_name: str  # file name under --teacher-dir
+    digest_files: Sequence[str]
+    checkpoint: Optional[str] = None  # set from --teacher-dir in main()
+
+
+@dataclass
+class Method:
+    name: str
+    config: str
+    teacher: str  # key of TEACHERS
+    distill: bool = True
+
+
+TEACHERS = {
+    'pspnet': Teacher('teacher (PSPNet R34-thin32)',
+                      demo.TEACHER_CFG, osp.basename(demo.TEACHER_CKPT),
+                      [osp.join(TOY, '_base_', 'models',
+                                'pspnet_r18-thin.py')]),
+    'retinanet': Teacher(
+        'teacher (RetinaNet R34-thin32)',
+        osp.join(TOY, 'retinanet_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py'),
+        'retinanet_teacher.pth',
+        [osp.join(TOY, '_base_', 'models', 'retinanet_r18-thin_fpn.py')]),
+    'faster-rcnn': Teacher(
+        'teacher (Faster R-CNN R34-thin32)',
+        osp.join(TOY, 'faster-rcnn_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py'),
+        'faster-rcnn_teacher.pth',
+        [osp.join(TOY, '_base_', 'models', 'faster-rcnn_r18-thin_fpn.py')]),
+}
+
+SEG_METHODS = [
+    Method('student (no KD)', demo.STUDENT_CFG, 'pspnet', distill=False),
+    Method('SKD pi', osp.join(TOY, 'skd_pi_' + SEG_PAIR), 'pspnet'),
+    Method('SKD pa (pooled 0.5)', osp.join(TOY, 'skd_pa_' + SEG_PAIR),
+           'pspnet'),
+    Method('SKD pa (full res)', osp.join(TOY, 'skd_pa-fullres_' + SEG_PAIR),
+           'pspnet'),
+    Method('SKD ho', osp.join(TOY, 'skd_ho_' + SEG_PAIR), 'pspnet'),
+    Method('SKD pi+pa+ho', osp.join(TOY, 'skd_pi-pa-ho_' + SEG_PAIR),
+           'pspnet'),
+    Method('CWD logits', osp.join(TOY, 'cwd_logits_' + SEG_PAIR), 'pspnet'),
+    Method('CWD features', osp.join(TOY, 'cwd_feats_' + SEG_PAIR), 'pspnet'),
+    Method('BCD', osp.join(TOY, 'bcd_' + SEG_PAIR), 'pspnet'),
+]
+DET_METHODS = [
+    Method('RetinaNet student (no KD)',
+           osp.join(TOY, 'retinanet_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py'),
+           'retinanet', distill=False),
+    Method('CWD-FPN', osp.join(TOY, 'cwd_fpn_' + RETINA_PAIR), 'retinanet'),
+    Method('SKD pa-FPN (full res)', osp.join(TOY, 'skd_pa-fpn_' + RETINA_PAIR),
+           'retinanet'),
+    Method('BCD (RetinaNet)', osp.join(TOY, 'bcd_' + RETINA_PAIR),
+           'retinanet'),
+    Method('Faster R-CNN student (no KD)',
+           osp.join(TOY,
+                    'faster-rcnn_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py'),
+           'faster-rcnn', distill=False),
+    Method('SSIM-FPN', osp.join(TOY, 'ssim_fpn_' + FRCNN_PAIR),
+           'faster-rcnn'),
+]
+TASKS = dict(seg=SEG_METHODS, det=DET_METHODS)
+# The score that picks the factor and the ones reported, per task.
+SELECT_KEY = dict(seg='mIoU', det='coco/bbox_mAP')
+REPORT_KEYS = dict(seg=['mIoU', 'bIoU'], det=['coco/bbox_mAP',
+                                              'coco/bbox_mAP_50'])
+
+
+def wrapper_config(task: str, base: str, split: str, data_root: str) -> str:
+    """A config that inherits ``base`` and sets the split and evaluators.
+
+    ``split='select'`` trains on train_fit and validates on train_holdout;
+    ``split='final'`` keeps the config's train / val.
+    """
+    lines = [f'_base_ = [{base!r}]']
+    if task == 'seg':
+        if split == 'select':
+            lines += [
+                "train_dataloader = dict(dataset=dict("
+                "ann_file='splits/train_fit.txt'))",
+                "val_dataloader = dict(dataset=dict("
+                "ann_file='splits/train_holdout.txt', data_prefix=dict("
+                "img_path='img_dir/train', seg_map_path='ann_dir/train')))",
+                'test_dataloader = val_dataloader',
+            ]
+        lines += [
+            "val_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']), "
+            "dict(type='mmstructkd.BoundaryIoUMetric')]",
+            'test_evaluator = val_evaluator',
+        ]
+    elif split == 'select':
+        holdout = osp.join(data_root, 'annotations',
+                           'instances_train_holdout.json')
+        lines += [
+            "train_dataloader = dict(dataset=dict("
+            "ann_file='annotations/instances_train_fit.json'))",
+            "val_dataloader = dict(dataset=dict("
+            "ann_file='annotations/instances_train_holdout.json', "
+            "data_prefix=dict(img='img_dir/train/')))",
+            'test_dataloader = val_dataloader',
+            f'val_evaluator = dict(ann_file={holdout!r})',
+            'test_evaluator = val_evaluator',
+        ]
+    return '\n'.join(lines) + '\n'
+
+
+def loss_weights(config: str) -> Dict[str, float]:
+    """The distillation loss weights a config sets (name -> weight)."""
+    from mmengine.config import Config
+    losses = Config.fromfile(config).model.distiller.distill_losses
+    return {name: float(loss.get('loss_weight', 1.0))
+            for name, loss in losses.items()}
+
+
+class Runner:
+    """Runs training jobs in parallel subprocesses and caches their results.
+
+    Each run lives in ``work_root/<task>/<stage>/<tag>`` with its wrapper
+    config, its log and ``result.json`` (the settings and final metrics).
+    """
+
+    def __init__(self, args):
+        self.args = args
+        self.threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        self.done = 0
+        self.total = 0
+        self.start = time.time()
+
+    def settings(self, task, method, split, seed, iters, weights):
+        return dict(task=task, config=osp.relpath(method.config, REPO_ROOT),
+                    config_digest=demo.file_digest(method.config),
+                    split=split, seed=seed, iters=iters, weights=weights,
+                    teacher=demo.file_digest(
+                        TEACHERS[method.teacher].checkpoint)
+                    if method.distill else None)
+
+    def train(self, task, method, split, seed, iters, weights, tag):
+        work_dir = osp.join(self.args.work_dir, task, split, tag)
+        settings = self.settings(task, method, split, seed, iters, weights)
+        result_file = osp.join(work_dir, 'result.json')
+        if osp.isfile(result_file):
+            with open(result_file) as f:
+                saved = json.load(f)
+            if saved.get('settings') == settings:
+                self.report(f'{task}/{split}/{tag}: reused', saved)
+                return saved
+        os.makedirs(work_dir, exist_ok=True)
+        config = osp.join(work_dir, 'config.py')
+        with open(config, 'w') as f:
+            f.write(wrapper_config(task, method.config, split,
+                                   self.args.data_root))
+        options = demo.schedule_options(iters, seed) + \
+            demo.scheduler_options(method.config, iters)
+        if method.distill:
+            options.append(
+                f'model.teacher_ckpt={TEACHERS[method.teacher].checkpoint}')
+            options += [
+                f'model.distiller.distill_losses.{name}.loss_weight={w}'
+                for name, w in weights.items()
+            ]
+        env = dict(os.environ, TOY_DATA_ROOT=self.args.data_root,
+                   OMP_NUM_THREADS=str(self.threads),
+                   MKL_NUM_THREADS=str(self.threads))
+        env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+        cmd = [sys.executable, 'tools/train.py', config, '--work-dir',
+               work_dir, '--cfg-options'] + options
+        started = time.time()
+        with open(osp.join(work_dir, 'train.log'), 'w') as log:
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise SystemExit(f'[accuracy] {task}/{split}/{tag} failed; see '
+                             f'{osp.join(work_dir, "train.log")}')
+        metrics = demo.read_scalars(work_dir)
+        val = [x for x in metrics if SELECT_KEY[task] in x][-1]
+        train_times = [x['time'] for x in metrics
+                       if 'time' in x and 'loss' in x][1:]
+        result = dict(settings=settings,
+                      metrics={k: v for k, v in val.items()
+                               if k not in ('step', 'time', 'data_time')},
+                      time_per_iter=statistics.median(train_times)
+                      if train_times else None,
+                      wall_s=time.time() - started)
+        with open(result_file, 'w') as f:
+            json.dump(result, f, indent=1)
+        self.report(f'{task}/{split}/{tag}', result)
+        return result
+
+    def report(self, label, result):
+        self.done += 1
+        elapsed = (time.time() - self.start) / 60
+        scores = ' '.join(f'{k}={result["metrics"].get(k)}'
+                          for k in REPORT_KEYS[result['settings']['task']])
+        print(f'[accuracy] {self.done}/{self.total} {label}: {scores} '
+              f'({elapsed:.1f} min so far)', flush=True)
+
+    def map(self, jobs):
+        """Run ``jobs`` (argument tuples of :meth:`train`), ``--jobs`` at a
+        time; results in order."""
+        self.total += len(jobs)
+        with ThreadPoolExecutor(self.args.jobs) as pool:
+            return list(pool.map(lambda job: self.train(*job), jobs))
+
+
+def teacher_metrics(task: str, teacher: Teacher, args) -> dict:
+    """Train (or reuse) a teacher, then score it on val with the report's
+    metrics (tools/test.py on the wrapper config)."""
+    demo.train_cached(teacher.config, teacher.checkpoint, args.teacher_iters[
+        task], args.data_stamp, osp.join(args.work_dir, 'teachers',
+                                         osp.basename(teacher.checkpoint)),
+        digest_files=teacher.digest_files,
+        log=lambda msg: print(f'[accuracy] {msg}', flush=True))
+    work_dir = osp.join(args.work_dir, 'teachers',
+                        osp.basename(teacher.checkpoint) + '.test')
+    os.makedirs(work_dir, exist_ok=True)
+    config = osp.join(work_dir, 'config.py')
+    with open(config, 'w') as f:
+        f.write(wrapper_config(task, teacher.config, 'final', args.data_root))
+    out = osp.join(work_dir, 'metrics.json')
+    env = dict(os.environ, TOY_DATA_ROOT=args.data_root)
+    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', config, teacher.checkpoint,
+         '--work-dir', work_dir, '--out', out], cwd=REPO_ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-4000:])
+        raise SystemExit(f'[accuracy] testing {teacher.name} failed')
+    with open(out) as f:
+        return json.load(f)
+
+
+def summarise(task, methods, finals, choices, teachers):
+    """Mean / std per method and the gap fraction against its teacher."""
+    keys = REPORT_KEYS[task]
+    rows = {}
+    plain = {}
+    for method in methods:
+        runs = finals[method.name]
+        row = dict(teacher=method.teacher, distill=method.distill,
+                   factor=choices.get(method.name, {}).get('factor'),
+                   weights=choices.get(method.name, {}).get('weights'),
+                   runs=[r['metrics'] for r in runs],
+                   time_per_iter=statistics.median(
+                       r['time_per_iter'] for r in runs))
+        for key in keys:
+            values = [r['metrics'][key] * (100 if task == 'det' else 1)
+                      for r in runs]
+            row[key] = dict(mean=statistics.mean(values),
+                            std=statistics.stdev(values)
+                            if len(values) > 1 else 0.0)
+        if not method.distill:
+            plain[method.teacher] = row
+        rows[method.name] = row
+    for row in rows.values():
+        base = plain[row['teacher']]
+        teacher = teachers[row['teacher']]
+        for key in keys:
+            t = teacher[key] * (100 if task == 'det' else 1)
+            gap = t - base[key]['mean']
+            row[key]['gap_closed'] = (
+                (row[key]['mean'] - base[key]['mean']) / gap
+                if row['distill'] and gap > 0 else None)
+    return rows
+
+
+def table(task, rows, teachers, args) -> str:
+    keys = REPORT_KEYS[task]
+    names = dict(mIoU='mIoU', bIoU='boundary IoU',
+                 **{'coco/bbox_mAP': 'bbox mAP',
+                    'coco/bbox_mAP_50': 'bbox mAP@50'})
+    head = ['method', 'weight factor (held-out)'] + [
+        f'{names[k]} mean ± std' for k in keys] + [
+        f'gap closed ({names[keys[0]]})', 'helps?', 's/iter']
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + '---|' * len(head)]
+    scale = 100 if task == 'det' else 1
+    shown = set()
+    for name, row in rows.items():
+        teacher_key = row['teacher']
+        if teacher_key not in shown:
+            shown.add(teacher_key)
+            t = teachers[teacher_key]
+            lines.append('| ' + ' | '.join(
+                [TEACHERS[teacher_key].name, '-'] +
+                [f'{t[k] * scale:.2f}' for k in keys] + ['-', '-', '-']) +
+                ' |')
+        first = row[keys[0]]
+        if not row['distill']:
+            verdict = '(baseline)'
+        else:
+            base = rows[next(n for n, r in rows.items()
+                             if not r['distill'] and
+                             r['teacher'] == teacher_key)][keys[0]]
+            spread = max(first['std'], base['std'])
+            delta = first['mean'] - base['mean']
+            verdict = ('yes' if delta > spread else
+                       'no (worse)' if delta < -spread else
+                       'no (within seed spread)')
+        gap = first.get('gap_closed')
+        factor = row['factor']
+        lines.append('| ' + ' | '.join(
+            [name, '-' if factor is None else f'x{factor:g}'] +
+            [f'{row[k]["mean"]:.2f} ± {row[k]["std"]:.2f}' for k in keys] +
+            ['-' if gap is None else f'{gap * 100:.0f} %', verdict,
+             f'{row["time_per_iter"]:.3f}']) + ' |')
+    return '\n'.join(lines)
+
+
+def run_task(task, runner, args):
+    chosen = [m for m in TASKS[task] if m.distill and
+              (not args.methods or m.name in args.methods)]
+    families = {m.teacher for m in chosen}
+    # A plain student runs when some chosen method distils into it.
+    methods = [m for m in TASKS[task]
+               if m in chosen or not m.distill and m.teacher in families]
+    teachers = {}
+    for key in dict.fromkeys(m.teacher for m in methods):
+        teachers[key] = teacher_metrics(task, TEACHERS[key], args)
+        print(f'[accuracy] {TEACHERS[key].name}: ' + ' '.join(
+            f'{k}={teachers[key].get(k)}' for k in REPORT_KEYS[task]),
+            flush=True)
+
+    def tag(method, suffix):
+        return (osp.basename(method.config)[:-3] + suffix)
+
+    # 1. Choice of the weight factor on the held-out split of train.
+    select_jobs, select_index = [], []
+    base_weights = {}
+    for method in methods:
+        if not method.distill:
+            continue
+        base_weights[method.name] = loss_weights(method.config)
+        for factor in args.factors:
+            weights = {k: round(w * factor, 6)
+                       for k, w in base_weights[method.name].items()}
+            select_jobs.append((task, method, 'select', 0, args.select_iters,
+                                weights, tag(method, f'_x{factor:g}')))
+            select_index.append((method.name, factor, weights))
+    # The plain students' final runs need no choice: run them alongside.
+    plain_jobs = [(task, m, 'final', seed, args.iters, {},
+                   tag(m, f'_seed{seed}'))
+                  for m in methods if not m.distill for seed in args.seeds]
+    results = runner.map(select_jobs + plain_jobs)
+    choices = {}
+    for (name, factor, weights), result in zip(select_index, results):
+        score = result['metrics'][SELECT_KEY[task]]
+        entry = choices.setdefault(name, dict(held_out_scores={}))
+        entry['held_out_scores'][f'{factor:g}'] = score
+        if 'best_score' not in entry or score > entry['best_score']:
+            entry.update(factor=factor, weights=weights, best_score=score)
+
+    # 2. Final runs with the chosen factors.
+    final_jobs = [(task, m, 'final', seed, args.iters,
+                   choices[m.name]['weights'], tag(m, f'_seed{seed}'))
+                  for m in methods if m.distill for seed in args.seeds]
+    final_results = runner.map(final_jobs)
+    finals = {m.name: [] for m in methods}
+    for job, result in zip(plain_jobs + final_jobs,
+                           results[len(select_jobs):] + final_results):
+        finals[job[1].name].append(result)
+    rows = summarise(task, methods, finals, choices, teachers)
+    return dict(teachers=teachers, methods=rows, selection=choices)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--task', nargs='+', choices=list(TASKS),
+                        default=list(TASKS))
+    parser.add_argument('--methods', nargs='*',
+                        help='only these distillation methods (by name); '
+                        'the plain students always run')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=500,
+                        help='training iterations of each final run')
+    parser.add_argument('--select-iters', type=int, default=300,
+                        help='training iterations of each held-out run')
+    parser.add_argument('--factors', type=float, nargs='+',
+                        default=[0.3, 1.0, 3.0],
+                        help='loss-weight factors tried on the held-out '
+                        'split')
+    parser.add_argument('--seg-teacher-iters', type=int, default=1500)
+    parser.add_argument('--det-teacher-iters', type=int, default=1500)
+    parser.add_argument('--teacher-dir', default=osp.dirname(
+        demo.TEACHER_CKPT), help='where teacher checkpoints are cached '
+        '(shared with make demo and the toy configs\' teacher_ckpt)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='runs at a time (threads split between them)')
+    parser.add_argument('--data-root',
+                        default=osp.join(REPO_ROOT, 'data', 'toy_scenes'))
+    parser.add_argument('--work-dir', default=osp.join(
+        REPO_ROOT, 'work_dirs', 'benchmark_accuracy'))
+    parser.add_argument('--out-dir', default=osp.join(
+        REPO_ROOT, 'benchmarks', 'results'))
+    args = parser.parse_args(argv)
+    args.data_root = osp.abspath(args.data_root)
+    args.teacher_iters = dict(seg=args.seg_teacher_iters,
+                              det=args.det_teacher_iters)
+    start = time.time()
+    if not osp.isfile(osp.join(args.data_root, 'manifest.json')):
+        demo.run([sys.executable, 'tools/make_toy_data.py', '--out',
+                  args.data_root])
+    args.data_stamp = demo.toy_data_stamp(args.data_root)
+    for teacher in TEACHERS.values():
+        teacher.checkpoint = osp.join(osp.abspath(args.teacher_dir),
+                                      teacher.checkpoint_name)
+    runner = Runner(args)
+    os.makedirs(args.out_dir, exist_ok=True)
+    for task in args.task:
+        summary = run_task(task, runner, args)
+        summary.update(
+            command='python tools/benchmark_accuracy.py ' +
+            ' '.join(argv if argv is not None else sys.argv[1:]),
+            seeds=args.seeds, iters=args.iters,
+            select_iters=args.select_iters, factors=args.factors,
+            teacher_iters=args.teacher_iters[task], jobs=args.jobs,
+            threads_per_job=runner.threads,
+            minutes=(time.time() - start) / 60)
+        text = table(task, summary['methods'], summary['teachers'], args)
+        print('\n' + text + '\n', flush=True)
+        with open(osp.join(args.out_dir, f'accuracy_{task}.json'), 'w') as f:
+            json.dump(summary, f, indent=1)
+        with open(osp.join(args.out_dir, f'accuracy_{task}.md'), 'w') as f:
+            f.write(text + '\n')
+    print(f'[accuracy] done in {(time.time() - start) / 60:.1f} min; '
+          f'results in {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()
