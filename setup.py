@@ -1,14 +1,18 @@
 """Packaging for mmstructkd.
 
-The configs under ``configs/`` are copied into ``mmstructkd/.mim/configs`` at
-build time (as OpenMMLab packages do), so ``mmstructkd::`` config paths and
-``mim`` work from a non-editable install too.
+As in OpenMMLab packages, ``configs/``, ``tools/`` and ``model-index.yml``
+are shipped inside the package as ``mmstructkd/.mim/``, so ``mmstructkd::``
+config paths and ``mim`` work from a non-editable install too: a wheel gets
+copies (made in the build tree only), an editable install links to the
+checkout.
 """
 import os
 import os.path as osp
 import shutil
+import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -29,34 +33,68 @@ def get_version():
     return scope['__version__']
 
 
-def add_mim_extension():
-    """Copy configs (and model-index) into ``mmstructkd/.mim``.
+# What ``mmstructkd/.mim`` holds, as in OpenMMLab packages: ``mmstructkd::``
+# config paths, ``mim train/test`` and ``mim search`` read them from there.
+MIM_ITEMS = ('configs', 'tools', 'model-index.yml')
+MIM_IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc', '*.pyo')
 
-    An editable install (``pip install -e``) links instead of copying, so the
-    repository stays the single source of truth while developing.
+
+def is_editable_install():
+    # 'develop': legacy ``pip install -e`` (setup.py develop); 'editable_wheel':
+    # PEP 660 editable installs.
+    return 'develop' in sys.argv or 'editable_wheel' in sys.argv
+
+
+def link_mim_items():
+    """Editable install: link ``mmstructkd/.mim/*`` to the checkout.
+
+    The repository stays the single source of truth while developing: a
+    config edited under ``configs/`` is what ``mmstructkd::`` resolves to.
     """
     mim_dir = osp.join(HERE, 'mmstructkd', '.mim')
     os.makedirs(mim_dir, exist_ok=True)
-    editable = 'develop' in os.sys.argv or 'editable_wheel' in os.sys.argv
-    for name in ('configs', 'tools', 'model-index.yml'):
-        src = osp.join(HERE, name)
+    for name in MIM_ITEMS:
         dst = osp.join(mim_dir, name)
-        if not osp.exists(src) and not editable:
-            continue
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
         elif osp.isdir(dst):
             shutil.rmtree(dst)
-        if editable:
-            os.symlink(osp.relpath(src, mim_dir), dst)
-        elif osp.isdir(src):
-            shutil.copytree(src, dst)
+        os.symlink(osp.relpath(osp.join(HERE, name), mim_dir), dst)
+
+
+def copy_mim_items(package_dir):
+    """Copy configs, tools and model-index.yml into ``package_dir/.mim``.
+
+    Used on the build tree (``build/lib/mmstructkd``), never on the source
+    tree: writing copies into the checkout would replace an editable
+    install's links with copies that go stale as the configs change.
+    """
+    mim_dir = osp.join(package_dir, '.mim')
+    if osp.isdir(mim_dir):  # a previous build's copy
+        shutil.rmtree(mim_dir)
+    os.makedirs(mim_dir)
+    for name in MIM_ITEMS:
+        src = osp.join(HERE, name)
+        dst = osp.join(mim_dir, name)
+        if osp.isdir(src):
+            shutil.copytree(src, dst, ignore=MIM_IGNORE)
         else:
             shutil.copyfile(src, dst)
 
 
+class BuildPyWithMim(build_py):
+    """``build_py`` that also puts ``.mim`` into the built package."""
+
+    def run(self):
+        super().run()
+        # An editable wheel maps the package to the checkout, links included.
+        if not getattr(self, 'editable_mode', False):
+            copy_mim_items(osp.join(self.build_lib, 'mmstructkd'))
+
+
 if __name__ == '__main__':
-    add_mim_extension()
+    if is_editable_install():
+        link_mim_items()
     setup(
         name='mmstructkd',
         version=get_version(),
@@ -66,8 +104,7 @@ if __name__ == '__main__':
         if osp.exists(osp.join(HERE, 'README.md')) else '',
         long_description_content_type='text/markdown',
         packages=find_packages(exclude=('configs', 'tools', 'tests')),
-        include_package_data=True,
-        package_data={'mmstructkd': ['.mim/**/*', '.mim/*']},
+        cmdclass={'build_py': BuildPyWithMim},
         python_requires='>=3.8',
         license='Apache License 2.0',
         install_requires=read_requirements('runtime.txt'),
