@@ -61,6 +61,8 @@ from .utils import float32_math
 LOSS_TYPES = ('wgan', 'hinge')
 # Official default of l_gp; the official hinge variant adds no penalty.
 DEFAULT_GP_WEIGHT = {'wgan': 10.0, 'hinge': 0.0}
+# Critic outputs reported as they are (not multiplied by the loss weight).
+UNWEIGHTED_KEYS = ('d_wasserstein', 'd_score_T', 'd_score_S')
 
 
 def check_loss_type(who: str, loss_type: str) -> None:
@@ -259,7 +261,10 @@ def discriminator_loss(discriminator: nn.Module,
     * ``d_total``: the sum, with graph (call ``.backward()`` on it directly
       when not going through ``parse_losses``);
     * ``d_wasserstein``: ``mean D(T) - mean D(S)``, detached: the critic's
-      estimate of the Wasserstein distance, the quantity to watch.
+      estimate of the Wasserstein distance, the quantity to watch;
+    * ``d_score_T``, ``d_score_S``: ``mean D(T)`` and ``mean D(S)``,
+      detached, so the two scores can be followed over training (logged as
+      ``disc.d_score_T`` / ``disc.d_score_S``).
 
     Args:
         discriminator: the critic, called as ``D(x)`` or ``D(x, image)``.
@@ -273,7 +278,7 @@ def discriminator_loss(discriminator: nn.Module,
 
     Returns:
         Dict with ``loss_d_real``, ``loss_d_fake``, ``loss_gp``, ``d_total``,
-        ``d_wasserstein`` (scalars).
+        ``d_wasserstein``, ``d_score_T``, ``d_score_S`` (scalars).
     """
     check_loss_type('discriminator_loss', loss_type)
     if preds_S.shape != preds_T.shape:
@@ -303,7 +308,9 @@ def discriminator_loss(discriminator: nn.Module,
         loss_d_fake=loss_fake,
         loss_gp=loss_gp,
         d_total=loss_real + loss_fake + loss_gp,
-        d_wasserstein=(scores_T.mean() - scores_S.mean()).detach())
+        d_wasserstein=(scores_T.mean() - scores_S.mean()).detach(),
+        d_score_T=scores_T.mean().detach(),
+        d_score_S=scores_S.mean().detach())
 
 
 @MODELS.register_module()
@@ -403,7 +410,8 @@ class DiscriminatorLoss(nn.Module):
 
         Returns:
             Dict of ``loss_d_real``, ``loss_d_fake``, ``loss_gp`` and
-            ``d_total`` (weighted) and ``d_wasserstein`` (unweighted).
+            ``d_total`` (weighted) and ``d_wasserstein``, ``d_score_T``,
+            ``d_score_S`` (unweighted: the critic's own scores).
         """
         losses = discriminator_loss(
             discriminator,
@@ -414,6 +422,6 @@ class DiscriminatorLoss(nn.Module):
             gp_weight=self.gp_weight,
             generator=generator)
         return {
-            key: value if key == 'd_wasserstein' else self.loss_weight * value
+            key: value if key in UNWEIGHTED_KEYS else self.loss_weight * value
             for key, value in losses.items()
         }

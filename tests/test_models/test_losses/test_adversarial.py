@@ -279,6 +279,25 @@ def test_discriminator_loss_module_weights_terms():
     torch.testing.assert_close(summed, out['d_total'])
 
 
+@pytest.mark.parametrize('loss_type', ['wgan', 'hinge'])
+def test_discriminator_loss_reports_unweighted_scores(loss_type):
+    # D(teacher) and D(student) are logged per step (disc.d_score_T/S) so
+    # tools/visualize_distill.py can plot them over training.
+    D = make_discriminator()
+    preds_S, preds_T, _ = make_inputs()
+    out = DiscriminatorLoss(loss_type=loss_type, loss_weight=0.1)(
+        preds_S, preds_T, discriminator=D)
+    with torch.no_grad():
+        torch.testing.assert_close(out['d_score_T'], D(preds_T).mean())
+        torch.testing.assert_close(out['d_score_S'], D(preds_S).mean())
+    torch.testing.assert_close(out['d_score_T'] - out['d_score_S'],
+                               out['d_wasserstein'])
+    assert not out['d_score_T'].requires_grad
+    # Not loss terms: parse_losses sums only keys containing 'loss'.
+    summed = sum(v for k, v in out.items() if 'loss' in k)
+    torch.testing.assert_close(summed, out['d_total'])
+
+
 # --------------------------------------------------------------------------
 # student (generator) step
 
