@@ -40,8 +40,8 @@ MIM_IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc', '*.pyo')
 
 
 def is_editable_install():
-    # 'develop': legacy ``pip install -e`` (setup.py develop); 'editable_wheel':
-    # PEP 660 editable installs.
+    # 'develop': legacy ``pip install -e`` (setup.py develop);
+    # 'editable_wheel': PEP 660 editable installs.
     return 'develop' in sys.argv or 'editable_wheel' in sys.argv
 
 

@@ -85,6 +85,11 @@ def pip_wheel(source, wheel_dir):
     return wheels[0]
 
 
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
 def files_under(root, sub):
     """Files under ``root/sub`` (links followed), relative to ``root/sub``,
     bytecode left out."""
@@ -124,10 +129,10 @@ def check_ships_package_data(names, checkout, where):
         assert got == expected, (where, sorted(got ^ expected))
     assert 'model-index.yml' in shipped, where
     # Every metafile of the index and every config the metafiles name.
-    index = yaml.safe_load(open(osp.join(checkout, 'model-index.yml')))
-    for metafile in index['Import']:
+    for metafile in load_yaml(osp.join(checkout,
+                                       'model-index.yml'))['Import']:
         assert metafile in shipped, (where, metafile)
-        meta = yaml.safe_load(open(osp.join(checkout, metafile)))
+        meta = load_yaml(osp.join(checkout, metafile))
         for model in meta['Models']:
             assert model['Config'] in shipped, (where, model['Config'])
     assert f'configs/{TOY_CONFIG}' in shipped

@@ -31,7 +31,8 @@ from mmstructkd.datasets.toy_scenes import CLASSES, THING_CLASSES
 from conftest import REPO_ROOT, quick_train_options, scalars, toy_config
 
 ITERS = 2
-SEG_CONFIG = 'cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
+SEG_CONFIG = ('cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_'
+              'toyscenes.py')
 DET_CONFIG = ('cwd_fpn_retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
               'toyscenes-64x64.py')
 DET_TEACHER = 'retinanet_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py'
