@@ -1,0 +1,112 @@
+"""tools/benchmark_accuracy.py: the held-out choice, the seeds and the
+summary, on the tiny toy set with a few iterations per run."""
+import json
+import os.path as osp
+import statistics
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO_ROOT, run_tool
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import benchmark_accuracy  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def seg_benchmark(tmp_path_factory, toy_data_root):
+    root = tmp_path_factory.mktemp('accuracy')
+    args = [
+        'tools/benchmark_accuracy.py', '--task', 'seg', '--methods', 'SKD pi',
+        '--seeds', '0', '1', '--iters', '2', '--select-iters', '2',
+        '--factors', '0.5', '2', '--seg-teacher-iters', '2', '--jobs', '2',
+        '--data-root', toy_data_root, '--teacher-dir', str(root / 'teachers'),
+        '--work-dir', str(root / 'work'), '--out-dir', str(root / 'out')
+    ]
+    first = run_tool(args, timeout=900)
+    with open(root / 'out' / 'accuracy_seg.json') as f:
+        summary = json.load(f)
+    return dict(root=root, args=args, first=first.stdout, summary=summary)
+
+
+def test_held_out_choice_is_the_best_factor(seg_benchmark):
+    choice = seg_benchmark['summary']['selection']['SKD pi']
+    scores = choice['held_out_scores']
+    assert set(scores) == {'0.5', '2'}
+    best = max(scores, key=scores.get)
+    assert choice['factor'] == float(best)
+    # The factor scales the config's weight (loss_pi: 10).
+    assert choice['weights'] == {'loss_pi': pytest.approx(10 * float(best))}
+    row = seg_benchmark['summary']['methods']['SKD pi']
+    assert row['weights'] == choice['weights']
+
+
+def test_held_out_runs_use_train_fit_and_holdout(seg_benchmark):
+    work = seg_benchmark['root'] / 'work' / 'seg'
+    select = Config.fromfile(str(
+        work / 'select' /
+        'skd_pi_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes_x2' /
+        'config.py'))
+    assert select.train_dataloader.dataset.ann_file == 'splits/train_fit.txt'
+    assert select.val_dataloader.dataset.ann_file == \
+        'splits/train_holdout.txt'
+    assert select.val_dataloader.dataset.data_prefix.img_path == \
+        'img_dir/train'
+    final = Config.fromfile(str(
+        work / 'final' /
+        'skd_pi_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes_seed1' /
+        'config.py'))
+    assert final.val_dataloader.dataset.data_prefix.img_path == 'img_dir/val'
+    assert [e['type'] for e in final.val_evaluator] == [
+        'IoUMetric', 'mmstructkd.BoundaryIoUMetric']
+
+
+def test_summary_is_computed_from_the_runs(seg_benchmark):
+    summary = seg_benchmark['summary']
+    rows = summary['methods']
+    assert set(rows) == {'student (no KD)', 'SKD pi'}
+    teacher = summary['teachers']['pspnet']
+    plain = rows['student (no KD)']
+    for row in rows.values():
+        assert len(row['runs']) == 2
+        for key in ('mIoU', 'bIoU'):
+            values = [r[key] for r in row['runs']]
+            assert row[key]['mean'] == pytest.approx(statistics.mean(values))
+            assert row[key]['std'] == pytest.approx(statistics.stdev(values))
+    gap = teacher['mIoU'] - plain['mIoU']['mean']
+    closed = rows['SKD pi']['mIoU']['gap_closed']
+    if gap > 0:
+        assert closed == pytest.approx(
+            (rows['SKD pi']['mIoU']['mean'] - plain['mIoU']['mean']) / gap)
+    else:
+        assert closed is None
+    table = (seg_benchmark['root'] / 'out' / 'accuracy_seg.md').read_text()
+    assert '| SKD pi |' in table and '| student (no KD) |' in table
+    assert f'{rows["SKD pi"]["mIoU"]["mean"]:.2f}' in table
+
+
+def test_second_run_reuses_every_result(seg_benchmark):
+    again = run_tool(seg_benchmark['args'], timeout=600).stdout
+    trained = [line for line in again.splitlines()
+               if line.startswith('[accuracy]') and
+               ('/final/' in line or '/select/' in line)]
+    assert trained and all('reused' in line for line in trained), again[-3000:]
+    assert 'reusing the cached' in again
+
+
+def test_detection_held_out_config_points_at_the_holdout_json(tmp_path):
+    base = osp.join(REPO_ROOT, 'configs', 'toy',
+                    'retinanet_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
+    path = tmp_path / 'config.py'
+    path.write_text(benchmark_accuracy.wrapper_config(
+        'det', base, 'select', '/data/toy'))
+    cfg = Config.fromfile(str(path))
+    assert cfg.train_dataloader.dataset.ann_file == \
+        'annotations/instances_train_fit.json'
+    assert cfg.val_dataloader.dataset.ann_file == \
+        'annotations/instances_train_holdout.json'
+    assert cfg.val_dataloader.dataset.data_prefix.img == 'img_dir/train/'
+    assert cfg.val_evaluator.ann_file == \
+        '/data/toy/annotations/instances_train_holdout.json'
+    assert cfg.val_evaluator.type == 'CocoMetric'
