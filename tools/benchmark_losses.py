@@ -51,7 +51,6 @@ import json
 import math
 import os
 import os.path as osp
-import platform
 import re
 import statistics
 import subprocess
@@ -59,9 +58,13 @@ import sys
 import time
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+from benchmark_utils import (MemoryMeter, failure_reason,  # noqa: E402
+                             is_out_of_memory, machine_info, parse_result,
+                             print_result, run_python)
+
 CASES_DIR = osp.join(REPO_ROOT, 'tools', 'loss_benchmarks')
 DEFAULT_OUT = osp.join(REPO_ROOT, 'benchmarks', 'results', 'losses.json')
-RESULT_MARKER = 'BENCHMARK_RESULT '
 QUICK_DIVISOR = 8
 QUICK_MINIMUM = 4
 
@@ -169,89 +172,6 @@ def estimate_elems(module, case, params):
     return math.prod(ints) if ints else 0
 
 
-def _current_rss_bytes():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-def _reset_peak_rss():
-    """Reset the kernel's peak-RSS counter (VmHWM); False if not allowed."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_bytes(peak_was_reset):
-    if peak_was_reset:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) * 1024
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak if sys.platform == 'darwin' else peak * 1024
-
-
-class MemoryMeter:
-    """Memory in use after the inputs exist, and the peak beyond it."""
-
-    def __init__(self, device, torch):
-        self.torch = torch
-        self.cuda = device.startswith('cuda')
-        self.device = device
-
-    def start(self):
-        if self.cuda:
-            self.torch.cuda.synchronize(self.device)
-            self.baseline = self.torch.cuda.memory_allocated(self.device)
-            self.torch.cuda.reset_peak_memory_stats(self.device)
-            self.method = 'torch.cuda.max_memory_allocated'
-        else:
-            self.baseline = _current_rss_bytes()
-            self.peak_was_reset = _reset_peak_rss()
-            self.method = ('peak RSS (VmHWM after clear_refs)'
-                           if self.peak_was_reset else
-                           'peak RSS (getrusage)')
-
-    def peak_beyond_baseline(self):
-        if self.cuda:
-            peak = self.torch.cuda.max_memory_allocated(self.device)
-        else:
-            peak = _peak_rss_bytes(self.peak_was_reset)
-        return max(0, peak - self.baseline)
-
-
-def machine_info(device):
-    import torch
-    info = dict(
-        platform=platform.platform(),
-        processor=platform.processor() or platform.machine(),
-        cpu_count=os.cpu_count(),
-        python=platform.python_version(),
-        torch=torch.__version__,
-        torch_threads=torch.get_num_threads(),
-        device=device)
-    if device.startswith('cuda') and torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _is_out_of_memory(err, torch):
-    """MemoryError, torch's OutOfMemoryError, or the CPU allocator's
-    RuntimeError."""
-    oom_types = (MemoryError, getattr(torch, 'OutOfMemoryError', MemoryError))
-    if isinstance(err, oom_types):
-        return True
-    message = str(err)
-    return isinstance(err, RuntimeError) and (
-        'not enough memory' in message or "can't allocate memory" in message
-        or 'out of memory' in message)
-
-
 def run_worker(module_name, index, args):
     """Measure one case; returns the result dict (printed by the caller)."""
     module = load_case_module(args.cases_dir, module_name)
@@ -274,7 +194,7 @@ def run_worker(module_name, index, args):
     try:
         loss_fn, inputs = build(args.device, **params)
     except Exception as err:  # noqa: B902  (only out-of-memory is a skip)
-        if not _is_out_of_memory(err, torch):
+        if not is_out_of_memory(err, torch):
             raise
         return dict(result, status='skipped',
                     reason=f'out of memory building inputs: {err}')
@@ -295,7 +215,7 @@ def run_worker(module_name, index, args):
             value = float(loss.detach())
             del loss
     except Exception as err:  # noqa: B902
-        if not _is_out_of_memory(err, torch):
+        if not is_out_of_memory(err, torch):
             raise
         return dict(result, status='skipped',
                     reason=f'out of memory during a step: {err}')
@@ -316,40 +236,18 @@ def run_worker(module_name, index, args):
 def worker_main(args):
     module_name, index = args.worker[0], int(args.worker[1])
     result = run_worker(module_name, index, args)
-    print(RESULT_MARKER + json.dumps(result), flush=True)
+    print_result(result)
 
 
 def list_cases_main(args):
     module = load_case_module(args.cases_dir, args.list_cases)
     cases = [dict(case) for case in module.CASES]
-    print(RESULT_MARKER + json.dumps(cases, default=repr), flush=True)
+    print_result(cases, default=repr)
 
 
 # -------------------------------------------------------------- parent ---
 def _subprocess(extra_args, timeout):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    return subprocess.run(
-        [sys.executable, osp.abspath(__file__)] + extra_args,
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, timeout=timeout)
-
-
-def _parse_result(proc):
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
-    return None
-
-
-def _failure_reason(proc):
-    if proc.returncode < 0:
-        reason = f'killed by signal {-proc.returncode}'
-        if proc.returncode == -9:
-            reason += ' (out of memory?)'
-        return reason
-    lines = [line for line in proc.stderr.strip().splitlines() if line]
-    return lines[-1] if lines else f'exit status {proc.returncode}'
+    return run_python(osp.abspath(__file__), extra_args, REPO_ROOT, timeout)
 
 
 def collect_cases(args):
@@ -360,8 +258,8 @@ def collect_cases(args):
             proc = _subprocess([
                 '--list-cases', module_name, '--cases-dir', args.cases_dir
             ], args.timeout)
-            cases = _parse_result(proc) if proc.returncode == 0 else None
-            reason = _failure_reason(proc)
+            cases = parse_result(proc) if proc.returncode == 0 else None
+            reason = failure_reason(proc)
         except subprocess.TimeoutExpired:
             cases, reason = None, 'timed out listing cases'
         family = family_of_module(module_name)
@@ -404,12 +302,12 @@ def run_case(row, args):
     except subprocess.TimeoutExpired:
         return dict(status='failed',
                     reason=f'timed out after {args.timeout:.0f} s')
-    result = _parse_result(proc)
+    result = parse_result(proc)
     if proc.returncode == -9:
         # The kernel's out-of-memory killer: the case does not fit here.
-        return dict(status='skipped', reason=_failure_reason(proc))
+        return dict(status='skipped', reason=failure_reason(proc))
     if proc.returncode != 0 or result is None:
-        return dict(status='failed', reason=_failure_reason(proc))
+        return dict(status='failed', reason=failure_reason(proc))
     return result
 
 

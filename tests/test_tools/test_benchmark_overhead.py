@@ -1,24 +1,127 @@
-"""tools/benchmark_overhead.py runs and reports the three step kinds."""
+"""tools/benchmark_overhead.py: times (a) student, (b) + bare teacher
+forward, (c) distillation step for a toy segmentation, a toy detection and a
+model-zoo config, measures each one's peak memory in fresh processes, and
+writes JSON + Markdown whose ratios come from the medians it reports."""
 import json
 import os.path as osp
+import statistics
 import sys
 
-from conftest import REPO_ROOT
+import pytest
+import torch
+
+from conftest import REPO_ROOT, run_tool
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark_overhead  # noqa: E402
 
+TOY_SEG = ('configs/toy/skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_'
+           '1xb8-2k_toyscenes.py')
+TOY_DET = ('configs/toy/cwd_fpn_retinanet-r34-thin32_retinanet-r18-thin16_'
+           '1xb8-2k_toyscenes-64x64.py')
+MODEL_ZOO = ('configs/cwd/cwd_logits_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_'
+             'cityscapes-512x1024.py')
 
-def test_overhead_benchmark_smoke(tmp_path):
+
+def test_overhead_benchmark_writes_time_memory_and_ratios(tmp_path):
     out = str(tmp_path / 'overhead.json')
-    config = benchmark_overhead.DEFAULT_CONFIGS[0]
-    rows = benchmark_overhead.main([config, '--steps', '1', '--warmup', '0',
-                                    '--batch', '2', '--size', '32', '--out',
-                                    out])
-    assert len(rows) == 1
-    times = rows[0]['median_s']
-    assert all(times[k] > 0 for k in 'abc')
+    proc = run_tool([
+        'tools/benchmark_overhead.py', '--configs', TOY_SEG, TOY_DET,
+        MODEL_ZOO, '--size', '64', '64', '--batch', '2', '--steps', '2',
+        '--warmup', '0', '--memory-jobs', '3', '--threads', '1', '--out', out
+    ], timeout=300)
     with open(out) as f:
         saved = json.load(f)
-    assert saved['rows'][0]['c_over_b'] == rows[0]['c_over_b']
-    assert osp.isfile(str(tmp_path / 'overhead.md'))
+    info, rows = saved['info'], saved['rows']
+    assert info['device'] == 'cpu' and info['threads'] == 1
+    assert info['torch'] == torch.__version__
+    for key in ('load_average_start', 'load_average_end'):
+        assert len(info[key]) == 3 and all(x >= 0 for x in info[key])
+    assert [r['config'] for r in rows] == [TOY_SEG, TOY_DET, MODEL_ZOO]
+    assert [r['task'] for r in rows] == ['seg', 'det', 'seg']
+    assert [r['set'] for r in rows] == ['toy', 'toy', 'model-zoo']
+    # The config's own sizes are recorded next to the measured one.
+    assert [r['crop_size'] for r in rows] == [[96, 96], [64, 64],
+                                              [512, 1024]]
+    for row in rows:
+        assert row['size'] == [64, 64] and row['batch'] == 2
+        times, med = row['times_s'], row['median_s']
+        for key in 'abc':
+            assert len(times[key]) == 2 and min(times[key]) > 0
+            assert med[key] == statistics.median(times[key])
+        assert row['c_over_b'] == med['c'] / med['b']
+        assert row['b_over_a'] == med['b'] / med['a']
+        memory = row['memory']
+        for key in 'abc':
+            assert memory[key]['status'] == 'ok', memory[key]
+            assert memory[key]['peak_mb'] > 0
+            assert memory[key]['models_mb'] > 0
+        assert row['memory_c_over_b'] == (memory['c']['peak_mb'] /
+                                          memory['b']['peak_mb'])
+    seg, det, zoo = rows
+    # CWD on FPN levels needs only the teacher's backbone and neck.
+    assert det['teacher_forward_mode'] == 'feat'
+    assert zoo['target'] == 1.05 and seg['target'] is None
+    assert zoo['meets_target'] == (zoo['c_over_b'] <= 1.05)
+    # The model-zoo teacher (PSPNet-R101) outweighs the toy models.
+    assert zoo['memory']['c']['models_mb'] > 10 * seg['memory']['c'][
+        'models_mb']
+    # The adversarial critic is timed on its own, inside (c).
+    assert seg['adversarial'] and not det['adversarial']
+    critic = seg['critic_times_s']
+    assert len(critic) == 2 and all(
+        0 < k < c for k, c in zip(critic, seg['times_s']['c']))
+    assert seg['critic_median_s'] == statistics.median(critic)
+    without = [c - k for c, k in zip(seg['times_s']['c'], critic)]
+    assert seg['c_without_critic_median_s'] == statistics.median(without)
+    assert seg['c_without_critic_over_b'] == (
+        seg['c_without_critic_median_s'] / seg['median_s']['b'])
+
+    with open(osp.splitext(out)[0] + '.md') as f:
+        table = f.read()
+    assert table in proc.stdout
+    # A time row, then a memory row, per config.
+    lines = {row['name']: [line for line in table.splitlines()
+                           if line.startswith(f'| {row["name"]} | 2 x 64x64')]
+             for row in rows}
+    assert all(len(found) == 2 for found in lines.values()), lines
+    time_line, memory_line = lines[zoo['name']]
+    assert f'| {zoo["c_over_b"]:.3f} | <= 1.05 (' in time_line
+    assert memory_line.endswith(f'| {zoo["memory_c_over_b"]:.3f} |')
+    assert f'| {seg["critic_median_s"] * 1e3:.1f} ms |' in lines[
+        seg['name']][0]
+
+
+def test_default_sizes_per_config_family():
+    cpu = benchmark_overhead.parse_args([])
+    cuda = benchmark_overhead.parse_args(['--device', 'cuda'])
+    cityscapes = osp.join(REPO_ROOT, MODEL_ZOO)
+    coco = osp.join(REPO_ROOT, 'configs', 'ssim',
+                    'ssim_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_'
+                    'coco.py')
+    # CPU: a quarter of the crop; batch 2, the least PSPNet trains with.
+    spec = benchmark_overhead.resolve(cityscapes, cpu)
+    assert (spec['size'], spec['batch'], spec['steps'],
+            spec['warmup']) == ([256, 512], 2, 5, 1)
+    spec = benchmark_overhead.resolve(cityscapes, cuda)
+    assert (spec['size'], spec['batch']) == ([512, 1024], 2)
+    spec = benchmark_overhead.resolve(coco, cpu)
+    assert (spec['task'], spec['size'], spec['crop_size'],
+            spec['batch']) == ('det', [512, 512], [800, 1333], 1)
+    assert benchmark_overhead.resolve(coco, cuda)['size'] == [800, 1333]
+    toy = benchmark_overhead.resolve(osp.join(REPO_ROOT, TOY_DET), cpu)
+    assert (toy['size'], toy['batch'], toy['steps']) == ([64, 64], 8, 20)
+    custom = benchmark_overhead.parse_args(['--size', '32', '48'])
+    assert benchmark_overhead.resolve(coco, custom)['size'] == [32, 48]
+
+
+def test_cuda_without_a_gpu_exits_with_a_clear_message(monkeypatch,
+                                                       tmp_path):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    out = str(tmp_path / 'overhead.json')
+    with pytest.raises(SystemExit) as exc:
+        benchmark_overhead.main(['--device', 'cuda', '--configs', TOY_SEG,
+                                 '--out', out])
+    assert 'no CUDA device is available' in str(exc.value)
+    assert '--device cpu' in str(exc.value)
+    assert not osp.exists(out)
