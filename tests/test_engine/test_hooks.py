@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmstructkd  # noqa: F401
-from conftest import run_tool, toy_config
+from conftest import run_tool, scalars, toy_config
 from mmstructkd.engine.hooks import (DistillLossWeightScheduleHook,
                                      TeacherCheckError, loss_weight_factor)
 
@@ -93,6 +93,10 @@ def test_schedule_hook_warmup_stop_and_teacher_skip(tmp_path, toy_teacher_ckpt,
         'train/distill_weight.loss_cwd').data[0]
     # loss_weight 5 x factors 0, 0.5, 1 (warm-up over 2), then 0 (stopped).
     assert list(weights) == pytest.approx([0.0, 2.5, 5.0, 0.0])
+    # The log (scalars.json) has each iteration's weight, not a window mean.
+    logged = [x['distill_weight.loss_cwd'] for x in scalars(runner.work_dir)
+              if 'distill_weight.loss_cwd' in x]
+    assert logged == pytest.approx([0.0, 2.5, 5.0, 0.0])
     # A loss whose factor is 0 is not computed at all (iterations 0 and 3).
     cwd = runner.message_hub.get_scalar('train/distill.loss_cwd').data[0]
     assert len(cwd) == 2 and all(v > 0 for v in cwd)

@@ -51,7 +51,8 @@ class DistillLossWeightScheduleHook(Hook):
     The factor is a pure function of the iteration, so a resumed run gets
     exactly the weights of an uninterrupted one. The effective weight of
     each loss (its ``loss_weight`` times the factor) is logged as
-    ``distill_weight.<loss name>``.
+    ``distill_weight.<loss name>``: its value at the logged iteration, not
+    a mean over the logger's window.
 
     Args:
         schedules: loss name -> keyword arguments of
@@ -110,6 +111,16 @@ class DistillLossWeightScheduleHook(Hook):
                 f'DistillLossWeightScheduleHook: no distillation losses named '
                 f'{sorted(unknown)}; the distiller has '
                 f'{sorted(distiller.distill_losses)}.')
+        # mmengine's log processor averages every key containing 'loss' over
+        # its window, and loss names do; a weight is a schedule, not a noisy
+        # measurement, so log its value at the iteration.
+        custom_cfg = getattr(runner.log_processor, 'custom_cfg', None)
+        if custom_cfg is not None:
+            for name in distiller.distill_losses:
+                key = f'distill_weight.{name}'
+                if not any(c.get('data_src') == key for c in custom_cfg):
+                    custom_cfg.append(
+                        dict(data_src=key, method_name='current'))
 
     def schedule_of(self, name: str) -> dict:
         schedule = dict(
