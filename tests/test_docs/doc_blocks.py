@@ -134,7 +134,8 @@ def output_matches(expected: str, actual: str) -> bool:
     def norm(s):
         return '\n'.join(line.rstrip() for line in s.strip('\n').split('\n'))
 
-    pattern = '.*?'.join(re.escape(part) for part in norm(expected).split('...'))
+    parts = norm(expected).split('...')
+    pattern = '.*?'.join(re.escape(part) for part in parts)
     return re.fullmatch(pattern, norm(actual), flags=re.DOTALL) is not None
 
 
@@ -236,25 +237,28 @@ def shell_commands(script: str) -> List[List[str]]:
     return commands
 
 
-MARKDOWN_LINK = re.compile(r'(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)')
+MARKDOWN_LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
+FENCED_BLOCK = re.compile(r'^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1\s*$',
+                          flags=re.DOTALL | re.MULTILINE)
+
+
+def strip_code_blocks(text: str) -> str:
+    """``text`` without its fenced code blocks."""
+    return FENCED_BLOCK.sub('', text)
 
 
 def strip_code(text: str) -> str:
     """``text`` without fenced blocks and inline code spans."""
-    text = re.sub(r'^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1\s*$', '', text,
-                  flags=re.DOTALL | re.MULTILINE)
-    return re.sub(r'`[^`\n]*`', '', text)
+    return re.sub(r'`[^`\n]*`', '', strip_code_blocks(text))
 
 
 def relative_links(text: str) -> List[str]:
     """Targets of the Markdown links and images of ``text`` that point into
     the repository (not URLs, not mail addresses)."""
     targets = []
-    for match in MARKDOWN_LINK.finditer(strip_code(text)):
-        target = match.group(1) or match.group(2)
-        if re.match(r'^[a-z][a-z0-9+.-]*:', target):
-            continue
-        targets.append(target)
+    for target in MARKDOWN_LINK.findall(strip_code(text)):
+        if not re.match(r'^[a-z][a-z0-9+.-]*:', target):
+            targets.append(target)
     return targets
 
 
@@ -262,7 +266,7 @@ def heading_anchors(text: str) -> List[str]:
     """GitHub's anchors for the headings of a page."""
     anchors = []
     counts = {}
-    for line in strip_code_blocks_only(text).split('\n'):
+    for line in strip_code_blocks(text).split('\n'):
         match = re.match(r'^#{1,6}\s+(.*?)\s*#*\s*$', line)
         if not match:
             continue
@@ -272,11 +276,6 @@ def heading_anchors(text: str) -> List[str]:
         counts[slug] = n + 1
         anchors.append(slug if n == 0 else f'{slug}-{n}')
     return anchors
-
-
-def strip_code_blocks_only(text: str) -> str:
-    return re.sub(r'^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1\s*$', '', text,
-                  flags=re.DOTALL | re.MULTILINE)
 
 
 # Repository paths mentioned in prose or code that must exist.

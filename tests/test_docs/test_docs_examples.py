@@ -56,8 +56,9 @@ def config_block(page, name):
 def test_docs_exist_and_have_examples():
     # The pages the docs index promises, each with something executed.
     expected = {
-        'docs/README.md', 'docs/getting_started.md', 'docs/add_distillation.md',
-        'docs/port_mmrazor.md', 'docs/writing_a_loss.md',
+        'docs/README.md', 'docs/getting_started.md',
+        'docs/add_distillation.md', 'docs/port_mmrazor.md',
+        'docs/writing_a_loss.md',
         'docs/troubleshooting.md', 'docs/methods/skd.md',
         'docs/methods/cwd.md', 'docs/methods/ssim.md', 'docs/methods/bcd.md'
     }
