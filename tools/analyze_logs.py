@@ -6,7 +6,13 @@ key: by default every distillation term (``distill.*``), the loss weights
 set by ``DistillLossWeightScheduleHook`` (``distill_weight.*``), the
 student's task losses (``student.*``) and the critic's terms (``disc.*``).
 Runs are overlaid. A summary table (first, last, min, max, settled mean) is
-printed.
+printed. The losses in ``scalars.json`` are already mmengine's means over
+the logger's window (``log_processor.window_size``, 10 iterations by
+default); the loss weights are each iteration's own value.
+
+mmseg's ``tools/analysis_tools/analyze_logs.py`` reads these logs too
+(``--keys distill.loss_cwd ...``, all curves on one axis) when seaborn is
+installed, which this package does not require.
 
 Usage:
     python tools/analyze_logs.py LOG [LOG ...] [--out curves.png]

@@ -87,7 +87,10 @@ def plot_log_curves(
         ax.axis('off')
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        # Keep the panels below the title.
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    else:
+        fig.tight_layout()
     return fig, plotted
 
 

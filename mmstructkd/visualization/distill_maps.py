@@ -247,22 +247,22 @@ def ssim_level_maps(level_S: Tensor,
                     k1: float = 0.01,
                     k2: float = 0.03,
                     normalize: str = 'sample') -> Dict[str, Tensor]:
-    """What the SSIM loss compares on one FPN level.
+    """What the SSIM loss compares on one FPN level, for image 0.
 
     Returns:
-        dict with ``teacher`` and ``student``: the min-max rescaled maps of
-        the loss averaged over channels (H, W); ``ssim``: the SSIM map
-        averaged over channels, at the valid window positions
-        (H - w + 1, W - w + 1); ``loss``: ``1 - mean SSIM``, the level's
-        (unweighted) loss for this image; ``window``: the fitted window w.
+        dict with ``teacher`` and ``student``: the maps min-max rescaled as
+        the loss does, (C, H, W); ``ssim``: the per-channel SSIM maps at the
+        valid window positions, (C, H - w + 1, W - w + 1); ``loss``:
+        ``1 - mean SSIM``, the level's (unweighted) loss for this image;
+        ``window``: the fitted window side w.
     """
     s = min_max_rescale(level_S[:1].detach().float().cpu(), normalize)
     t = min_max_rescale(level_T[:1].detach().float().cpu(), normalize)
     ssim = ssim_map(s, t, window_size, sigma, k1, k2)
     return dict(
-        teacher=t[0].mean(0),
-        student=s[0].mean(0),
-        ssim=ssim[0].mean(0),
+        teacher=t[0],
+        student=s[0],
+        ssim=ssim[0],
         loss=1 - ssim.mean(),
         window=s.shape[-1] - ssim.shape[-1] + 1)
 

@@ -43,7 +43,7 @@ CMAP = 'viridis'
 CMAP_DIVERGENCE = 'magma'
 CMAP_SIGNED = 'RdBu_r'
 CMAP_SSIM = 'RdYlGn'
-NODE_MARKER = dict(marker='+', markersize=14, markeredgewidth=2.5,
+NODE_MARKER = dict(marker='+', markersize=11, markeredgewidth=2,
                    color='red')
 
 
@@ -135,19 +135,22 @@ def _new_figure(rows: int, cols: int, title: str, note: str = ''):
     width = PANEL_INCHES * (cols + 1) + 0.7 * cols
     # One row of maps: the note goes under it, across the figure.
     single = rows == 1
-    height = PANEL_INCHES * (1.2 if single else rows) + 1.0
+    note_height = 0.6 if single and note else 0.0
+    height = PANEL_INCHES * rows + 1.0 + note_height
     fig = Figure(figsize=(width, height), dpi=DPI)
     grid = fig.add_gridspec(
-        2 if single else rows, cols + 1, left=0.02, right=0.94,
-        top=1 - 0.85 / height, bottom=0.1 / height, wspace=0.5,
-        hspace=0.3, height_ratios=(1, 0.15) if single else None)
+        rows, cols + 1, left=0.02, right=0.94,
+        top=1 - 0.95 / height, bottom=(0.15 + note_height) / height,
+        wspace=0.5, hspace=0.45)
     fig.suptitle(title, fontsize=11)
     image_ax = fig.add_subplot(grid[0, 0])
-    if note and (single or rows > 1):
-        note_ax = fig.add_subplot(grid[1, :] if single else grid[1:, 0])
+    if note and single:
+        fig.text(0.02, 0.1 / height, textwrap.fill(note, 150), va='bottom',
+                 ha='left', fontsize=8)
+    elif note:
+        note_ax = fig.add_subplot(grid[1:, 0])
         note_ax.axis('off')
-        note_ax.text(0.0, 1.0 if not single else 0.0,
-                     textwrap.fill(note, 120 if single else 30), va='top',
+        note_ax.text(0.0, 1.0, textwrap.fill(note, 30), va='top',
                      ha='left', fontsize=8, transform=note_ax.transAxes)
     panels = [[fig.add_subplot(grid[r, c + 1]) for c in range(cols)]
               for r in range(rows)]
@@ -453,16 +456,17 @@ def paint_boundary(loss_name: str, loss, inputs: Dict[str, object],
 @register_painter('StructuralSimilarityLoss')
 def paint_ssim(loss_name: str, loss, inputs: Dict[str, object],
                ctx: VisContext) -> List[DistillFigure]:
-    """Per FPN level: the rescaled teacher and student maps (mean over
-    channels) and the SSIM map (mean over channels)."""
+    """Per FPN level: the channel the student matches worst (teacher vs
+    student, rescaled as the loss does) and the SSIM map averaged over
+    channels."""
     levels = maps.as_level_list(inputs['preds_S'], inputs['preds_T'])
     settings = (f'window {loss.window_size}, sigma {loss.sigma:g}, '
                 f'{loss.normalize} min-max')
     title = _loss_title(loss_name, loss, _loss_value(loss, inputs), settings)
-    note = ('Per pyramid level: the features min-max rescaled as the loss '
-            'does, shown as their mean over channels (student after its '
-            'connector). Right: local SSIM averaged over channels (1: same '
-            'local structure) at the positions a full window fits.')
+    note = ('Per pyramid level: the channel with the lowest SSIM, teacher '
+            'and student (after its connector) min-max rescaled as the loss '
+            'does. Right: local SSIM averaged over channels (1: same local '
+            'structure), where a full window fits (grey: no window).')
     fig, image_ax, panels = _new_figure(len(levels), 3, title, note)
     _show_image(image_ax, ctx)
     shown = {}
@@ -470,25 +474,32 @@ def paint_ssim(loss_name: str, loss, inputs: Dict[str, object],
         level = maps.ssim_level_maps(level_S, level_T, loss.window_size,
                                      loss.sigma, loss.k1, loss.k2,
                                      loss.normalize)
-        feat_hw = tuple(level['teacher'].shape)
+        per_channel = level['ssim'].mean(dim=(1, 2))
+        channel = int(per_channel.argmin())
+        feat_hw = tuple(level['teacher'].shape[-2:])
         extent = _frame_extent(ctx, feat_hw)
         head = f'{_level_name(index, len(levels), "level")} ' \
-            f'({_stride(ctx, feat_hw)})'
-        low, high = _shared_range(level['teacher'], level['student'])
-        _heatmap(fig, row[0], level['teacher'], ctx, f'teacher {head}',
-                 extent, low, high, label='rescaled, channel mean')
-        _heatmap(fig, row[1], level['student'], ctx, f'student {head}',
-                 extent, low, high, label='rescaled, channel mean')
+            f'({_stride(ctx, feat_hw)}), channel {channel}'
+        map_T, map_S = level['teacher'][channel], level['student'][channel]
+        low, high = _shared_range(map_T, map_S)
+        _heatmap(fig, row[0], map_T, ctx, f'teacher {head}', extent, low,
+                 high, label='rescaled feature')
+        _heatmap(fig, row[1], map_S, ctx,
+                 f'student, SSIM={float(per_channel[channel]):.3g}', extent,
+                 low, high, label='rescaled feature')
         # Valid positions only: the map starts half a window in.
+        mean_ssim = level['ssim'].mean(0)
         half = (level['window'] - 1) / 2
-        ssim_extent = _frame_extent(ctx, tuple(level['ssim'].shape),
+        ssim_extent = _frame_extent(ctx, tuple(mean_ssim.shape),
                                     offset=(half, half), feat_hw=feat_hw)
-        _heatmap(fig, row[2], level['ssim'], ctx,
+        row[2].set_facecolor('0.85')
+        _heatmap(fig, row[2], mean_ssim, ctx,
                  f'SSIM, 1-SSIM={float(level["loss"]):.3g} '
                  f'(w={level["window"]})', ssim_extent,
-                 min(0.0, float(level['ssim'].min())), 1.0, cmap=CMAP_SSIM,
+                 min(0.0, float(mean_ssim.min())), 1.0, cmap=CMAP_SSIM,
                  label='SSIM, channel mean')
-        shown[f'{index}_ssim'] = _numpy(level['ssim'])
+        shown[f'{index}_ssim'] = _numpy(mean_ssim)
+        shown[f'{index}_channel'] = np.asarray(channel)
         shown[f'{index}_loss'] = _numpy(level['loss'])
     return [DistillFigure(loss_name, figure_to_rgb(fig), shown)]
 

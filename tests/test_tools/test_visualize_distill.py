@@ -136,11 +136,12 @@ def test_ssim_and_pixel_maps_match_their_losses():
     torch.manual_seed(3)
     level_S, level_T = torch.randn(1, 4, 15, 13), torch.randn(1, 4, 15, 13)
     maps = distill_maps.ssim_level_maps(level_S, level_T)
-    assert maps['window'] == 11 and maps['ssim'].shape == (5, 3)
+    assert maps['window'] == 11 and maps['ssim'].shape == (4, 5, 3)
     torch.testing.assert_close(
         maps['loss'], structural_similarity_loss(level_S, level_T))
     same = distill_maps.ssim_level_maps(level_T, level_T.clone())
-    torch.testing.assert_close(same['ssim'], torch.ones(5, 3))
+    torch.testing.assert_close(same['ssim'], torch.ones(4, 5, 3))
+    assert float(same['loss']) == pytest.approx(0.0, abs=1e-6)
     logits_S, logits_T = torch.randn(1, 5, 6, 7), torch.randn(1, 5, 6, 7)
     kl = distill_maps.pixel_divergence_map(logits_S, logits_T, tau=1.5)
     assert kl.shape == (6, 7)
@@ -203,6 +204,8 @@ def test_painters_draw_every_loss_type_with_the_right_maps():
             assert np.allclose(maps['0_teacher'][:, :4], 0.0, atol=1e-6)
         if name == 'loss_ssim':
             assert len([k for k in maps if k.endswith('_ssim')]) == 2
+            # 16x16 level, 11x11 window: SSIM at the 6x6 valid positions.
+            assert maps['0_ssim'].shape == (6, 6)
     # The critic's scores need a log; without one there is no picture.
     from mmstructkd.models.losses import AdversarialGeneratorLoss
     assert paint_loss('loss_ho', AdversarialGeneratorLoss(), {}, ctx) == []
