@@ -453,6 +453,8 @@ def main(argv=None):
         REPO_ROOT, 'benchmarks', 'results'))
     args = parser.parse_args(argv)
     args.data_root = osp.abspath(args.data_root)
+    # Every tool this starts (teacher training included) reads this set.
+    os.environ['TOY_DATA_ROOT'] = args.data_root
     args.teacher_iters = dict(seg=args.seg_teacher_iters,
                               det=args.det_teacher_iters)
     start = time.time()
