@@ -267,7 +267,7 @@ def teacher_metrics(task: str, teacher: Teacher, args) -> dict:
     demo.train_cached(teacher.config, teacher.checkpoint, args.teacher_iters[
         task], args.data_stamp, osp.join(args.work_dir, 'teachers',
                                          osp.basename(teacher.checkpoint)),
-        digest_files=teacher.digest_files,
+        digest_files=teacher.digest_files, metric_key=SELECT_KEY[task],
         log=lambda msg: print(f'[accuracy] {msg}', flush=True))
     work_dir = osp.join(args.work_dir, 'teachers',
                         osp.basename(teacher.checkpoint) + '.test')

@@ -94,11 +94,17 @@ def read_scalars(work_dir):
         return [json.loads(line) for line in f]
 
 
-def final_metrics(work_dir):
+def final_metrics(work_dir, key='mIoU'):
+    """The last validation's ``key`` (mIoU for segmentation, e.g.
+    ``coco/bbox_mAP`` for detection) and the median training step time."""
     logs = read_scalars(work_dir)
-    val = [x for x in logs if 'mIoU' in x]
+    val = [x for x in logs if key in x]
+    if not val:
+        raise SystemExit(f'no validation with {key!r} logged in {work_dir}')
     train = [x for x in logs if 'time' in x and 'loss' in x]
     times = [x['time'] for x in train[1:]] or [x['time'] for x in train]
+    if key != 'mIoU':
+        return {key: val[-1][key], 'time_per_iter': statistics.median(times)}
     return dict(mIoU=val[-1]['mIoU'], aAcc=val[-1].get('aAcc'),
                 teacher_mIoU=val[-1].get('teacher.mIoU'),
                 time_per_iter=statistics.median(times))
@@ -130,7 +136,7 @@ def file_digest(*paths):
 
 
 def train_cached(config, cached, iters, data_stamp, work_dir,
-                 digest_files=(), log=print):
+                 digest_files=(), log=print, metric_key='mIoU'):
     """Train ``config`` for ``iters`` (seed 0) into ``work_dir`` and copy the
     last checkpoint to ``cached``, unless ``cached`` was made from the same
     config files, iterations and data (a JSON stamp next to it); returns the
@@ -153,7 +159,7 @@ def train_cached(config, cached, iters, data_stamp, work_dir,
         ckpt = f.read().strip()
     os.makedirs(osp.dirname(cached), exist_ok=True)
     shutil.copyfile(ckpt, cached)
-    metrics = final_metrics(work_dir)
+    metrics = final_metrics(work_dir, metric_key)
     with open(stamp, 'w') as f:
         json.dump(dict(key=key, metrics=metrics), f)
     return metrics

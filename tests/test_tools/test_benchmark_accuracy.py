@@ -110,3 +110,20 @@ def test_detection_held_out_config_points_at_the_holdout_json(tmp_path):
     assert cfg.val_evaluator.ann_file == \
         '/data/toy/annotations/instances_train_holdout.json'
     assert cfg.val_evaluator.type == 'CocoMetric'
+
+
+def test_final_metrics_reads_detection_logs(tmp_path):
+    """Detection teachers are cached through the same helper as the
+    segmentation one: it must read their bbox mAP, not look for mIoU."""
+    import demo
+    vis = tmp_path / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    lines = [dict(loss=1.0, time=0.5, step=1), dict(loss=0.9, time=0.3, step=2),
+             dict(loss=0.8, time=0.4, step=3),
+             {'coco/bbox_mAP': 0.123, 'step': 3}]
+    (vis / 'scalars.json').write_text(
+        '\n'.join(json.dumps(x) for x in lines) + '\n')
+    got = demo.final_metrics(str(tmp_path), 'coco/bbox_mAP')
+    assert got == {'coco/bbox_mAP': 0.123, 'time_per_iter': 0.35}
+    with pytest.raises(SystemExit, match='mIoU'):
+        demo.final_metrics(str(tmp_path))
