@@ -2,16 +2,10 @@
 # bottleneck (student 32 channels, teacher 64; a 1x1 conv + BN connector
 # lifts the student's to 64, trained with the student and dropped at export).
 # tau = 4 as the CWD paper uses for feature maps; weight 3 (see the accuracy
-# benchmark for how the toy weights were chosen).
-_base_ = ['./cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py']
+# benchmark for how the toy weights were chosen). Recorders as skd_pa.
+_base_ = ['./skd_pa_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py']
 model = dict(
     distiller=dict(
-        student_recorders=dict(
-            _delete_=True,
-            feat=dict(type='ModuleOutputs', source='decode_head.bottleneck')),
-        teacher_recorders=dict(
-            _delete_=True,
-            feat=dict(type='ModuleOutputs', source='decode_head.bottleneck')),
         connectors=dict(
             feat_adapter=dict(type='ConvModuleConnector', in_channel=32,
                               out_channel=64)),
