@@ -9,11 +9,22 @@ PIP := $(PY) -m pip
 # re-runs the install and an unchanged tree skips it.
 REQ_FILES := requirements/torch.txt requirements/build.txt requirements/mminstall.txt \
              requirements/runtime.txt requirements/tests.txt requirements/constraints.txt \
-             setup.py
+             requirements/lock.txt setup.py
+# LOCKED=1 (the default): every install is held to requirements/lock.txt, the
+# exact set the tests passed with, and the result is checked against it.
+# `make lock` sets up a scratch environment with LOCKED=0 (newest versions the
+# loose requirements admit) and writes its set to the lock.
+LOCKED ?= 1
+ifeq ($(LOCKED),1)
+PIN := -c requirements/constraints.txt -c requirements/lock.txt
+SETUPTOOLS := setuptools==69.5.1
+else
 PIN := -c requirements/constraints.txt
+SETUPTOOLS := setuptools<70
+endif
 STAMP := $(VENV)/.mmstructkd-setup-$(shell cat $(REQ_FILES) 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test data clean
+.PHONY: setup demo test data clean lock
 
 setup: $(STAMP)
 
@@ -29,8 +40,9 @@ $(STAMP):
 	$(PIP) install $(PIN) -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/tests.txt
 	@# Last, because resolving torch's metadata (setuptools>=77) upgrades it:
 	@# pkg_resources (mmcv, mmengine's `pkg::` configs) needs setuptools<70.
-	$(PIP) install "setuptools<70"
+	$(PIP) install "$(SETUPTOOLS)"
 	$(PIP) install $(PIN) --no-build-isolation --no-deps -e .
+	@if [ "$(LOCKED)" = 1 ]; then $(PY) tools/lock_requirements.py check; fi
 	@rm -f $(VENV)/.mmstructkd-setup-*
 	@touch $@
 
@@ -42,6 +54,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests -q
+
+# Refresh requirements/lock.txt from a scratch environment (.venv-lock), then
+# run `make test`: the changed lock re-runs `make setup` in .venv.
+lock:
+	rm -rf .venv-lock
+	$(MAKE) setup LOCKED=0 VENV=.venv-lock
+	.venv-lock/bin/python tools/lock_requirements.py write
 
 clean:
 	rm -rf work_dirs

@@ -282,24 +282,111 @@ def test_mmdet_test_reports_coco_metrics(det_train, det_test):
     assert all(d['pred_instances']['bboxes'].shape[1] == 4 for d in dumped)
 
 
-def test_mmdet_inferencer_runs_the_exported_student(det_train, det_test,
-                                                    tmp_path):
-    _, preds = det_test
+# A detector trained for a few iterations scores every anchor at its prior,
+# 0.01 +- 1e-6, so which 100 of them are kept, and in which order, is decided
+# by float rounding that differs between a batch of 4 (test.py) and of 1 (the
+# inferencer). Scaling its classifier's weights spreads the scores as training
+# would (top scores 0.1-0.4, neighbours 1e-4 apart) without changing what is
+# compared: the exported student must predict what the checkpoint predicts.
+SHARPEN = {'architecture.bbox_head.retina_cls.weight': 300.0}
+SCORE_TOL = 1e-4  # far above the rounding differences seen (about 1e-8)
+
+
+@pytest.fixture(scope='module')
+def det_sharp(det_train, tmp_path_factory, toy_env, det_teacher_ckpt):
+    """The trained checkpoint with a sharpened classifier, and mmdet's
+    test.py predictions of it (``--out``)."""
+    cwd = tmp_path_factory.mktemp('mmdet_sharp')
+    checkpoint = torch.load(osp.join(det_train, f'iter_{ITERS}.pth'),
+                            map_location='cpu', weights_only=True)
+    for key, factor in SHARPEN.items():
+        checkpoint['state_dict'][key] *= factor
+    sharp_ckpt, preds = str(cwd / 'sharp.pth'), str(cwd / 'preds.pkl')
+    torch.save(checkpoint, sharp_ckpt)
+    run_python([openmmlab_tool('mmdet', 'test.py'), toy_config(DET_CONFIG),
+                sharp_ckpt, '--work-dir', str(cwd / 'work_dir'), '--out',
+                preds, '--cfg-options',
+                f'model.teacher_ckpt={det_teacher_ckpt}',
+                'test_dataloader.batch_size=4'],
+               cwd=cwd, env=toy_env)
+    return sharp_ckpt, preds
+
+
+def box_iou(a, b):
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4)."""
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def unmatched_detections(reference, other):
+    """Detections of ``reference`` that ``other`` does not reproduce.
+
+    Each is a dict of ``bboxes`` (N, 4), ``scores`` (N,) and ``labels``
+    (N,). Only *stable* detections of ``reference`` are required: those
+    scoring more than ``SCORE_TOL`` above its lowest kept score, which a
+    rounding difference cannot push out of the top ``max_per_img``. Each
+    must have a detection in ``other`` with the same label, IoU >= 0.999 and
+    a score within 1e-5. Returns (number of stable detections, the
+    unmatched ones).
+    """
+    boxes, scores, labels = (torch.as_tensor(reference[k])
+                             for k in ('bboxes', 'scores', 'labels'))
+    o_boxes, o_scores, o_labels = (torch.as_tensor(other[k])
+                                   for k in ('bboxes', 'scores', 'labels'))
+    if len(scores) == 0:
+        return 0, []
+    stable = (scores > scores.min() + SCORE_TOL).nonzero().flatten()
+    if len(o_boxes) == 0:
+        return len(stable), stable.tolist()
+    iou = box_iou(boxes[stable], o_boxes)
+    same = (labels[stable, None] == o_labels[None, :]) & (iou >= 0.999) & (
+        (scores[stable, None] - o_scores[None, :]).abs() < 1e-5)
+    return len(stable), stable[~same.any(1)].tolist()
+
+
+def test_unmatched_detections_finds_a_changed_prediction():
+    ref = dict(bboxes=[[0, 0, 10, 10], [20, 20, 30, 30], [5, 5, 9, 9]],
+               scores=[0.5, 0.3, 0.01], labels=[0, 1, 0])
+    same = dict(bboxes=[[20, 20, 30, 30], [0, 0, 10, 10]],
+                scores=[0.3, 0.5], labels=[1, 0])
+    # Order does not matter; the lowest-scoring one is not stable.
+    assert unmatched_detections(ref, same) == (2, [])
+    moved = dict(same, bboxes=[[20, 20, 30, 30], [0, 0, 10, 12]])
+    relabelled = dict(same, labels=[1, 1])
+    rescored = dict(same, scores=[0.3, 0.49])
+    for changed in (moved, relabelled, rescored):
+        assert unmatched_detections(ref, changed) == (2, [0])
+
+
+def test_mmdet_inferencer_runs_the_exported_student(det_sharp, tmp_path):
+    sharp_ckpt, preds = det_sharp
     export_dir = str(tmp_path / 'export')
-    export_student(osp.join(det_train, f'iter_{ITERS}.pth'), export_dir)
+    export_student(sharp_ckpt, export_dir)
     out = run_python(['-c', DET_INFERENCE, export_dir, preds], cwd=tmp_path,
                      env={})
     report = json.loads(out[out.rindex('REPORT') + len('REPORT'):])
     assert not report['mmstructkd_imported']
     assert tuple(report['classes']) == THING_CLASSES
     assert len(report['images']) == NUM_VAL_IMAGES
+    with open(preds, 'rb') as f:
+        by_test = pickle.load(f)
     # The plain student predicts what the distillation checkpoint predicted
-    # under mmdet's test.py: same boxes, scores and labels.
-    assert sum(image['num'] for image in report['images']) > 0, report
-    for image in report['images']:
-        assert image['num'] == image['num_by_test'], image
-        assert image['same_labels'], image
-        assert image['box_diff'] < 1e-3 and image['score_diff'] < 1e-5, image
+    # under mmdet's test.py: the same boxes, scores and labels, compared as
+    # sets (both ways) so that near-tied scores may come in either order.
+    num_stable = 0
+    for got, expected in zip(report['images'], by_test):
+        expected = expected['pred_instances']
+        assert len(got['scores']) == len(expected['scores'])
+        for reference, other in ((expected, got), (got, expected)):
+            stable, unmatched = unmatched_detections(reference, other)
+            assert not unmatched, (expected['img_path'] if 'img_path' in
+                                   expected else '', unmatched)
+            num_stable += stable
+    # Most detections are compared (not a check of an empty set).
+    assert num_stable >= NUM_VAL_IMAGES * 2 * 50, num_stable
 
 
 # Runs in a fresh process: plain mmdet, never mmstructkd.
@@ -318,16 +405,8 @@ report = dict(classes=list(inferencer.model.dataset_meta['classes']),
 for expected in by_test:
     result = inferencer(expected['img_path'], return_datasamples=True)
     got = result['predictions'][0].pred_instances
-    expected = expected['pred_instances']
-    same_size = len(got.bboxes) == len(expected['bboxes'])
-    report['images'].append(dict(
-        num=len(got.bboxes), num_by_test=len(expected['bboxes']),
-        same_labels=bool(same_size and
-                         (got.labels == expected['labels']).all()),
-        box_diff=float((got.bboxes - expected['bboxes']).abs().max())
-        if same_size and len(got.bboxes) else 0.0,
-        score_diff=float((got.scores - expected['scores']).abs().max())
-        if same_size and len(got.bboxes) else 0.0))
+    report['images'].append(
+        {k: got[k].tolist() for k in ('bboxes', 'scores', 'labels')})
 report['mmstructkd_imported'] = any(
     name.split('.')[0] == 'mmstructkd' for name in sys.modules)
 print('REPORT' + json.dumps(report))
