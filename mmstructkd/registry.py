@@ -9,11 +9,13 @@ So a component can be named three ways in a config:
 * ``type='ChannelWiseDivergence'`` inside a dict built in our scope
   (``_scope_='mmstructkd'`` or ``default_scope='mmstructkd'``),
 * and mmseg/mmdet components keep their own names in their own scopes.
+
+There is a registry here only for the kinds this package registers
+components into; optimizers, schedulers, samplers, transforms and the
+like come from mmengine and the task packages.
 """
-from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
@@ -21,13 +23,8 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
-from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
-from mmengine.registry import \
-    RUNNER_CONSTRUCTORS as MMENGINE_RUNNER_CONSTRUCTORS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 SCOPE = 'mmstructkd'
@@ -57,30 +54,12 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
     locations=['mmstructkd.engine'])
-OPTIMIZERS = Registry(
-    'optimizer', parent=MMENGINE_OPTIMIZERS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-PARAM_SCHEDULERS = Registry(
-    'parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
 RUNNERS = Registry(
     'runner', parent=MMENGINE_RUNNERS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-RUNNER_CONSTRUCTORS = Registry(
-    'runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-LOG_PROCESSORS = Registry(
-    'log_processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE,
     locations=['mmstructkd.engine'])
 
 DATASETS = Registry(
     'dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
-    locations=['mmstructkd.datasets'])
-DATA_SAMPLERS = Registry(
-    'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
-    locations=['mmstructkd.datasets'])
-TRANSFORMS = Registry(
-    'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
     locations=['mmstructkd.datasets'])
 
 

@@ -14,6 +14,14 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_CONFIGS = osp.join(REPO_ROOT, 'configs', 'toy')
 
 
+def pytest_configure(config):
+    # `make test` runs every test; `pytest -m "not slow"` skips the ones
+    # that train or benchmark in subprocesses (more than ~20 s each).
+    config.addinivalue_line(
+        'markers', 'slow: trains or benchmarks in subprocesses (> ~20 s); '
+        'deselect with -m "not slow"')
+
+
 @pytest.fixture(autouse=True)
 def restore_default_scope():
     """A Runner built in-process leaves its scope (e.g. 'mmseg') as the

@@ -17,7 +17,11 @@ from mmengine.runner import Runner
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstructkd  # noqa: E402,F401  (registries, checkpoint loading)
+from mmstructkd.engine.hooks import use_finite_checkpoint_hook  # noqa: E402
+from mmstructkd.datasets import check_data_folders  # noqa: E402
 from mmstructkd.engine.runner import find_resumable_checkpoint  # noqa: E402
+from mmstructkd.engine.runner.tool_setup import (  # noqa: E402
+    add_launcher_args, load_tool_config)
 
 
 def parse_args(argv=None):
@@ -42,13 +46,7 @@ def parse_args(argv=None):
         action=DictAction,
         help='override settings of the config, key=value (e.g. '
         'train_cfg.max_iters=100)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch>=2.0 launchers pass --local-rank; older ones --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -91,71 +89,42 @@ def enable_amp(cfg: Config) -> None:
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.work_dir,
+                           args.launcher)
     if args.amp:
         enable_amp(cfg)
     if args.resume == 'auto':
-        cfg.resume = True
-        # The newest *complete* checkpoint: an interrupted save is skipped.
-        cfg.load_from = find_resumable_checkpoint(cfg.work_dir) \
+        # The newest complete, finite checkpoint: an interrupted save or a
+        # checkpoint holding NaN/Inf is skipped with a warning.
+        resume_from = find_resumable_checkpoint(cfg.work_dir) \
             if osp.isdir(cfg.work_dir) else None
+        if resume_from is None:
+            # As mmengine's --resume with no checkpoint: start from scratch
+            # (and keep the Runner from picking a broken last_checkpoint).
+            print_log(
+                f'--resume: no checkpoint to resume from in {cfg.work_dir}; '
+                f'training starts from scratch (iteration 0).',
+                logger='current', level=logging.WARNING)
+        cfg.resume = resume_from is not None
+        cfg.load_from = resume_from
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    if args.launcher != 'none':
-        setup_distributed(cfg)
     return cfg
-
-
-def is_distillation(cfg: Config) -> bool:
-    return str(cfg.model.get('type', '')).endswith('SingleTeacherDistill')
-
-
-def setup_distributed(cfg: Config) -> None:
-    """Distributed settings that work on CPU (gloo) as well as on GPU.
-
-    mmengine's launcher set-up selects a CUDA device and its default DDP
-    wrapper passes CUDA ``device_ids``; without a GPU the process group is
-    started here with gloo and the wrapper is built without them. A
-    distillation model gets mmstructkd's wrapper, which keeps the
-    algorithm's own training step (guards, adversarial critic).
-    """
-    import torch
-    import torch.distributed as torch_dist
-    if cfg.get('model_wrapper_cfg') is None and is_distillation(cfg):
-        cfg.model_wrapper_cfg = dict(
-            type='mmstructkd.DistillDistributedDataParallel',
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-    if torch.cuda.is_available():
-        return
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(
-            type='mmstructkd.DistillDistributedDataParallel',
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    # An empty or missing data folder is reported before anything is built.
+    check_data_folders(cfg.train_dataloader.dataset)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
+    # No checkpoint with NaN/Inf is ever written (the config is unchanged).
+    use_finite_checkpoint_hook(runner)
     runner.train()
 
 

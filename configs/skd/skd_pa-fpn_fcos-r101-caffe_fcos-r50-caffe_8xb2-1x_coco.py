@@ -1,14 +1,16 @@
 # Structured KD, pair-wise term on every FPN level (the detection setting of
-# the TPAMI extension of SKD: FCOS, pair-wise on all FPN levels),
-# FCOS-R101-caffe (teacher, mmdet model zoo, 1x, 39.1 box AP) ->
+# the TPAMI extension of SKD, Y. Liu, C. Shu, J. Wang, C. Shen, "Structured
+# Knowledge Distillation for Dense Prediction", IEEE TPAMI 2020: FCOS,
+# pair-wise on all FPN levels), FCOS-R101-caffe (teacher, mmdet model zoo,
+# 1x, 39.1 box AP) ->
 # FCOS-R50-caffe (1x, 36.6 box AP alone) on COCO. Teacher and student share
 # the caffe-style input normalisation (the algorithm preprocesses once, with
 # the student's settings, for both). The whole FPN tuple feeds one
 # PairWiseLoss, summed over the 5 levels P3..P7; every position is a node
 # (scale=None: exact through the Gram identity, O(C^2 M) per level, never an
 # M x M matrix; P3 of an 800x1333 image has M = 100x167 nodes). The weight
-# (1 per level) is our choice: the published one is not in METHODS.md. The
-# student's own config is the base (data, 1x schedule, SGD lr 0.01 with
+# (1 per level) is our choice, not a published value. The student's own
+# config is the base (data, 1x schedule, SGD lr 0.01 with
 # FCOS's bias settings and gradient clipping, 8 GPUs x 2 images). Only the
 # teacher's backbone and neck run (teacher_forward_mode 'auto' -> 'feat').
 _base_ = ['mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py']

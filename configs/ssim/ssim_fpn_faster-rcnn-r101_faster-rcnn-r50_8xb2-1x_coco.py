@@ -1,11 +1,13 @@
-# Structural (SSIM) distillation on the FPN (de Rijk et al., NeurIPS 2022),
-# Faster R-CNN-R101 (teacher, mmdet model zoo, 2x, 39.8 box AP) -> Faster
-# R-CNN-R50 (1x, 37.4 box AP alone) on COCO: 1 - SSIM between min-max
-# rescaled levels (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03),
+# Structural (SSIM) distillation on the FPN (P. de Rijk, L. Schneider,
+# M. Cordts, D. M. Gavrila, "Structural Knowledge Distillation for Object
+# Detection", NeurIPS 2022), Faster R-CNN-R101 (teacher, mmdet model zoo,
+# 2x, 39.8 box AP) -> Faster R-CNN-R50 (1x, 37.4 box AP alone) on COCO:
+# 1 - SSIM between min-max rescaled levels (N, 256, H_l, W_l) (11x11
+# Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid positions only),
 # summed over the 5 levels P2..P6. Both FPNs have 256 channels, so no
-# adaptation layer is needed. The loss weight (1 per level) is our choice:
-# the published weight is not in METHODS.md. The student's own config is the
-# base (data, 1x schedule, SGD lr 0.02, 8 GPUs x 2 images). Only the
+# adaptation layer is needed. The loss weight (1 per level) is our choice,
+# not a published value. The student's own config is the base (data, 1x
+# schedule, SGD lr 0.02, 8 GPUs x 2 images). Only the
 # teacher's backbone and neck run (teacher_forward_mode 'auto' -> 'feat').
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)

@@ -58,6 +58,7 @@ from mmseg.datasets import BaseSegDataset
 from PIL import Image
 
 from mmstructkd.registry import DATASETS
+from .empty_dataset import NonEmptyDatasetMixin
 
 # Bump whenever the drawing changes: the manifest then no longer matches and
 # an existing data set is regenerated instead of silently kept.
@@ -934,7 +935,7 @@ def save_montage(data_root: str,
 # Data sets
 # ---------------------------------------------------------------------------
 @DATASETS.register_module()
-class ToySceneSegDataset(BaseSegDataset):
+class ToySceneSegDataset(NonEmptyDatasetMixin, BaseSegDataset):
     """The toy street scenes in mmseg's layout (5 classes, no zero reduction).
 
     Example config::
@@ -945,6 +946,8 @@ class ToySceneSegDataset(BaseSegDataset):
              ann_file='splits/train_fit.txt', pipeline=[...])
     """
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
+    EMPTY_HINT = ('; to write the toy scenes there, run '
+                  'python tools/make_toy_data.py --out DATA_ROOT')
 
     def __init__(self,
                  img_suffix: str = '.png',
@@ -959,7 +962,7 @@ class ToySceneSegDataset(BaseSegDataset):
 
 
 @DATASETS.register_module()
-class ToySceneCocoDataset(CocoDataset):
+class ToySceneCocoDataset(NonEmptyDatasetMixin, CocoDataset):
     """The toy street scenes' things as a COCO instance set (3 classes).
 
     Example config::
@@ -970,3 +973,5 @@ class ToySceneCocoDataset(CocoDataset):
              data_prefix=dict(img='img_dir/train/'), pipeline=[...])
     """
     METAINFO = dict(classes=THING_CLASSES, palette=THING_PALETTE)
+    EMPTY_HINT = ('; to write the toy scenes there, run '
+                  'python tools/make_toy_data.py --out DATA_ROOT')

@@ -3,6 +3,9 @@
 A model is given either as a model config dict (``type='EncoderDecoder'``,
 ...) or, in mmrazor's vocabulary, as ``dict(cfg_path='mmseg::pspnet/...py',
 pretrained=False)`` pointing at a whole config of a task package.
+``pretrained=True`` there means mmrazor's: the model-zoo weights listed for
+that config in its package's metafile (see ``model_zoo_checkpoint``), which
+the algorithm loads strictly after building.
 """
 import copy
 import importlib
@@ -54,6 +57,70 @@ def load_model_config(cfg_path: str,
     return cfg, scope
 
 
+def check_pretrained_flag(cfg: dict, role: str) -> None:
+    """``pretrained`` of a ``cfg_path`` model is a bool (mmrazor's meaning:
+    load that config's model-zoo weights), not a checkpoint path."""
+    pretrained = cfg.get('pretrained', False)
+    if not isinstance(pretrained, bool):
+        raise TypeError(
+            f'{role}: pretrained of a cfg_path model is True (load the '
+            f'model-zoo weights of {cfg["cfg_path"]!r}) or False, got '
+            f'{pretrained!r}; {_weights_advice(role)}.')
+
+
+def _weights_advice(role: str) -> str:
+    if role == 'teacher':
+        return ('to load a checkpoint of your own, set teacher_ckpt (a path '
+                'or URL) on the distillation model')
+    return ('to start from a checkpoint of your own, give it as '
+            'cfg_options={\'model.init_cfg\': dict(type=\'Pretrained\', '
+            'checkpoint=...)}')
+
+
+def model_zoo_checkpoint(cfg: Union[dict, nn.Module],
+                         role: str) -> Optional[str]:
+    """The model-zoo weights that ``dict(cfg_path=..., pretrained=True)``
+    asks for: the ``Weights`` of that config in its package's metafile
+    (what ``mmengine.hub.get_config(..., pretrained=True)`` puts in
+    ``cfg.model_path``, usually a URL).
+
+    Args:
+        cfg: the model as given to the algorithm.
+        role: ``'architecture'`` or ``'teacher'``, for error messages.
+
+    Returns:
+        None unless ``cfg`` is a ``cfg_path`` dict with ``pretrained=True``.
+
+    Raises:
+        ValueError: ``pretrained=True`` cannot be honoured: ``cfg_path`` is a
+            file path, or its package's metafile has no weights for it.
+    """
+    if isinstance(cfg, nn.Module) or 'cfg_path' not in cfg:
+        return None
+    check_pretrained_flag(cfg, role)
+    if not cfg.get('pretrained', False):
+        return None
+    cfg_path = cfg['cfg_path']
+    if '::' not in cfg_path:
+        raise ValueError(
+            f'{role}: pretrained=True loads the model-zoo weights that a '
+            f'package\'s metafile lists for a \'package::path.py\' config, '
+            f'but cfg_path {cfg_path!r} is a file. The run has not started; '
+            f'{_weights_advice(role)}, or set pretrained=False.')
+    from mmengine.hub import get_config
+    try:
+        model_path = get_config(cfg_path, pretrained=True).get('model_path')
+    except AssertionError:  # the metafile entry has no `Weights`
+        model_path = None
+    if not model_path:
+        raise ValueError(
+            f'{role}: pretrained=True, but the metafile of '
+            f'{cfg_path.split("::")[0]!r} lists no model-zoo weights for '
+            f'{cfg_path!r}. The run has not started; '
+            f'{_weights_advice(role)}, or set pretrained=False.')
+    return model_path
+
+
 def infer_scope(type_name: str) -> Optional[str]:
     """The task package whose model registry knows ``type_name``."""
     if '.' in type_name:
@@ -74,7 +141,9 @@ def build_task_model(cfg: Union[dict, nn.Module], role: str) -> nn.Module:
 
     Args:
         cfg: the model config, ``dict(cfg_path=..., pretrained=...,
-            cfg_options=...)``, or an already built module.
+            cfg_options=...)``, or an already built module. The model is
+            built with its initial weights; ``pretrained=True`` weights are
+            loaded by the caller (``model_zoo_checkpoint``).
         role: ``'architecture'`` or ``'teacher'``, for error messages.
     """
     if isinstance(cfg, nn.Module):
@@ -88,9 +157,11 @@ def build_task_model(cfg: Union[dict, nn.Module], role: str) -> nn.Module:
                 f'and cfg_options, got also {sorted(extra)}; put model '
                 f'overrides in cfg_options, e.g. '
                 f"cfg_options={{'model.decode_head.num_classes': 19}}.")
+        # The model-zoo weights of pretrained=True are looked up and loaded
+        # by the algorithm (model_zoo_checkpoint), strictly.
+        check_pretrained_flag(cfg, role)
         full_cfg, scope = load_model_config(
-            cfg['cfg_path'], cfg.get('pretrained', False),
-            cfg.get('cfg_options'))
+            cfg['cfg_path'], False, cfg.get('cfg_options'))
         model_cfg = ConfigDict(full_cfg.model)
         if 'data_preprocessor' not in model_cfg and \
                 'data_preprocessor' in full_cfg:

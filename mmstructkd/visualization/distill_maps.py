@@ -3,11 +3,11 @@
 Each function turns the tensors a distillation loss receives into the 2-D
 maps that show *what* that loss compares, for one image (index 0 of the
 batch). The formulas stay in ``mmstructkd.models.losses``: boundary maps,
-per-pixel KL, node pooling, min-max rescaling and SSIM maps are the losses'
-own public helpers, and the per-channel CWD values are the CWD loss itself
-evaluated on one channel at a time. What is computed here is only the slice
-of a matrix that a loss never forms as such (one row of an affinity or
-relation matrix) and reductions for display.
+per-pixel KL, per-row relation KL, node pooling, min-max rescaling and SSIM
+maps are the losses' own public helpers, and the per-channel CWD values are
+the CWD loss itself evaluated on one channel at a time. What is computed
+here is only the slice of a matrix that a loss never forms as such (one row
+of an affinity or relation matrix) and reductions for display.
 
 Every function returns float32 CPU tensors and runs without gradients.
 """
@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmstructkd.models.losses.boundary import (extract_boundary_map,
-                                               match_boundary_sizes,
-                                               pixel_kl_map)
+                                               match_boundary_sizes)
 from mmstructkd.models.losses.channel_wise import channel_wise_divergence
+from mmstructkd.models.losses.context import relation_kl_rows, unit_positions
 from mmstructkd.models.losses.pair_wise import (DEFAULT_EPS, node_kernel,
                                                 pool_nodes)
+from mmstructkd.models.losses.pixel_wise import pixel_kl_map
 from mmstructkd.models.losses.ssim import min_max_rescale, ssim_map
 from mmstructkd.models.losses.utils import TensorOrLevels, as_levels
 
@@ -191,21 +192,20 @@ def relation_kl_map(feats_S: Tensor,
     """``KL(R_T[i] || R_S[i])`` of every row ``i``, as a map.
 
     Its mean is the context loss of the image
-    (:func:`~mmstructkd.models.losses.context.context_relation_kl`).
+    (:func:`~mmstructkd.models.losses.context.context_relation_kl`); each
+    row is :func:`~mmstructkd.models.losses.context.relation_kl_rows`.
     Computed in blocks of rows, so no M x M matrix is held.
 
     Returns:
         Tensor of shape (H, W).
     """
     x_S, x_T = _relation_inputs(feats_S, pool), _relation_inputs(feats_T, pool)
-    unit_S = F.normalize(x_S[0].flatten(1), dim=0)
-    unit_T = F.normalize(x_T[0].flatten(1), dim=0)
-    rows = []
-    for start in range(0, unit_S.shape[1], rows_per_chunk):
-        block = slice(start, start + rows_per_chunk)
-        log_R_S = F.log_softmax(unit_S[:, block].T @ unit_S / tau, dim=1)
-        log_R_T = F.log_softmax(unit_T[:, block].T @ unit_T / tau, dim=1)
-        rows.append((log_R_T.exp() * (log_R_T - log_R_S)).sum(dim=1))
+    unit_S, unit_T = unit_positions(x_S, x_T)
+    rows = [
+        relation_kl_rows(unit_S, unit_T, tau,
+                         rows=slice(start, start + rows_per_chunk))[0]
+        for start in range(0, unit_S.shape[1], rows_per_chunk)
+    ]
     return torch.cat(rows).view(x_T.shape[-2:])
 
 
@@ -274,7 +274,7 @@ def pixel_divergence_map(logits_S: Tensor,
     """Per-pixel ``tau^2 KL(p_T || p_S)`` over classes of image 0, (H, W).
 
     The pixel-wise loss is its mean (see
-    :func:`~mmstructkd.models.losses.boundary.pixel_kl_map`).
+    :func:`~mmstructkd.models.losses.pixel_wise.pixel_kl_map`).
     """
     return pixel_kl_map(logits_S[:1].detach().float().cpu(),
                         logits_T[:1].detach().float().cpu(), tau)[0]

@@ -27,6 +27,14 @@ DUMP_HOOK = textwrap.dedent('''
 
     @HOOKS.register_module()
     class DumpRankWeightsHook(Hook):
+        def before_train(self, runner):
+            # After weight initialisation, before the first step.
+            model = runner.model
+            model = model.module if is_model_wrapper(model) else model
+            torch.save({k: v.detach().clone()
+                        for k, v in model.named_parameters()},
+                       osp.join(runner.work_dir, f'init{get_rank()}.pth'))
+
         def after_run(self, runner):
             model = runner.model
             wrapped = type(model).__name__
@@ -48,6 +56,7 @@ def free_port():
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [CWD, HO])
 def test_two_process_training_keeps_ranks_identical(config, tmp_path,
                                                     toy_env, toy_teacher_ckpt):
@@ -99,8 +108,22 @@ def test_two_process_training_keeps_ranks_identical(config, tmp_path,
         assert any(k.startswith('discriminator.') for k in r0['state'])
     # Training happened: the student moved away from its initialisation,
     # which is the same on both ranks (same seed).
+    init0 = torch.load(osp.join(work_dir, 'init0.pth'), weights_only=True)
+    init1 = torch.load(osp.join(work_dir, 'init1.pth'), weights_only=True)
+    assert set(init0) == set(r0['state'])
+    for key, value in init0.items():
+        assert torch.equal(value, init1[key]), key
+    moved = [k for k, v in init0.items() if not torch.equal(v, r0['state'][k])]
+    student = [k for k in init0 if k.startswith('architecture.')]
+    assert student and set(moved) & set(student), moved
+    # The head the distillation loss acts on, in particular.
+    assert 'architecture.decode_head.conv_seg.weight' in moved, moved
+    if config == HO:
+        assert any(k.startswith('discriminator.') for k in moved), moved
     ckpt = torch.load(osp.join(work_dir, f'iter_{iters}.pth'),
                       weights_only=True, map_location='cpu')
+    for key, value in r0['state'].items():
+        assert torch.equal(ckpt['state_dict'][key], value), key
     assert 'Distributed training: True' in out
     assert 'distill.loss_' in out
     assert ckpt['meta']['iter'] == iters

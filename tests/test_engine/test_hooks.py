@@ -57,12 +57,13 @@ def test_bad_schedule_keys():
 
 
 def make_runner(work_dir, teacher_ckpt, hooks, iters=4, monkeypatch=None,
-                toy_env=None):
+                toy_env=None, teacher_ckpt_strict=True):
     for key, value in (toy_env or {}).items():
         monkeypatch.setenv(key, value)
     cfg = Config.fromfile(toy_config(CWD))
     cfg.work_dir = work_dir
     cfg.model.teacher_ckpt = teacher_ckpt
+    cfg.model.teacher_ckpt_strict = teacher_ckpt_strict
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = iters
     cfg.default_hooks.checkpoint.interval = iters
@@ -138,10 +139,15 @@ def test_teacher_check_passes_and_rejects_key_mismatch(tmp_path,
         if not k.startswith('decode_head')
     }
     torch.save(state, bad)
+    # Strict loading (the default) refuses it when the model is built; not
+    # strict, it loads with a warning and the hook stops the run.
+    with pytest.raises(RuntimeError, match='keys missing in the checkpoint'):
+        make_runner(str(tmp_path / 'strict'), bad, [], iters=1,
+                    monkeypatch=monkeypatch, toy_env=toy_env)
     runner = make_runner(
         str(tmp_path / 'bad'), bad,
         [dict(type='mmstructkd.TeacherCheckHook')], iters=1,
-        monkeypatch=monkeypatch, toy_env=toy_env)
+        monkeypatch=monkeypatch, toy_env=toy_env, teacher_ckpt_strict=False)
     with pytest.raises(TeacherCheckError, match='missing keys'):
         runner.train()
     assert runner.iter == 0

@@ -56,6 +56,7 @@ def assert_same(a, b, where):
         assert a == b, f'{where}: {a} != {b}'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [CWD, HO])
 def test_resume_continues_exactly(config, tmp_path, toy_env, toy_teacher_ckpt):
     straight = str(tmp_path / 'straight')
@@ -94,6 +95,7 @@ def test_resume_continues_exactly(config, tmp_path, toy_env, toy_teacher_ckpt):
     assert moved
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_falls_back(tmp_path, toy_env, toy_teacher_ckpt):
     work_dir = str(tmp_path / 'run')
     run_tool(['tools/train.py', toy_config(CWD), '--work-dir', work_dir,

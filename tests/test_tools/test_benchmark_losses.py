@@ -1,6 +1,7 @@
 """tools/benchmark_losses.py on two tiny pair-wise cases (--quick): it runs
 each case in a subprocess and writes JSON and Markdown results."""
 import json
+import math
 import os.path as osp
 
 from conftest import run_tool
@@ -9,10 +10,9 @@ from conftest import run_tool
 def test_quick_pair_wise_benchmark_writes_rows(tmp_path):
     out = osp.join(str(tmp_path), 'losses.json')
     # --quick divides H, W and C by 8: the 32x64 C=256 cases become 4x8 C=32.
-    proc = run_tool([
-        'tools/benchmark_losses.py', '--only', 'pair-wise', '--quick',
-        '--match', r'C=32, 4x8$', '--out', out
-    ], timeout=120)
+    args = ['--only', 'pair-wise', '--quick', '--match', r'C=32, 4x8$',
+            '--out', out]
+    proc = run_tool(['tools/benchmark_losses.py'] + args, timeout=120)
     with open(out) as f:
         results = json.load(f)
     rows = results['rows']
@@ -21,14 +21,21 @@ def test_quick_pair_wise_benchmark_writes_rows(tmp_path):
     for row in rows:
         assert row['family'] == 'pair-wise'
         assert row['status'] == 'ok', row
-        assert row['median_s'] > 0 and row['peak_mb'] >= 0
+        assert math.isfinite(row['median_s']) and row['median_s'] > 0
+        assert math.isfinite(row['peak_mb']) and row['peak_mb'] >= 0
         assert row['size'] == 'N=1, C=32, 4x8'
-        assert row['loss_value'] > 0
+        assert math.isfinite(row['loss_value']) and row['loss_value'] > 0
     # Same inputs, same formula: both implementations give the same loss.
     ours, naive = sorted(rows, key=lambda row: row['label'])
     assert abs(ours['loss_value'] - naive['loss_value']) < 1e-5
-    assert ours['speedup_vs_reference'] > 0
-    machine = next(iter(results['runs'].values()))['machine']
+    assert math.isfinite(ours['speedup_vs_reference']) and \
+        ours['speedup_vs_reference'] > 0
+    # One run, recorded with its command line, that made both rows.
+    assert len(results['runs']) == 1
+    run_id, run = next(iter(results['runs'].items()))
+    assert run['command'] == ' '.join(['tools/benchmark_losses.py'] + args)
+    assert run['quick'] is True and all(r['run'] == run_id for r in rows)
+    machine = run['machine']
     assert machine['torch'] and machine['device'] == 'cpu'
     with open(osp.join(str(tmp_path), 'losses.md')) as f:
         table = f.read()

@@ -142,11 +142,13 @@ def seg_test(seg_train, tmp_path_factory, toy_env, toy_teacher_ckpt):
     return work_dir, pred_dir
 
 
+@pytest.mark.slow
 def test_mmseg_train_runs_a_distillation_config(seg_train):
     check_distill_training(seg_train, ['distill.loss_cwd'],
                            'student.decode.loss_ce', 'mIoU')
 
 
+@pytest.mark.slow
 def test_mmseg_test_reports_the_students_miou(seg_train, seg_test):
     work_dir, pred_dir = seg_test
     val_log = check_distill_training(seg_train, ['distill.loss_cwd'],
@@ -161,6 +163,7 @@ def test_mmseg_test_reports_the_students_miou(seg_train, seg_test):
     assert len(glob.glob(osp.join(pred_dir, '*.png'))) == NUM_VAL_IMAGES
 
 
+@pytest.mark.slow
 def test_mmseg_inferencer_runs_the_exported_student(seg_train, seg_test,
                                                     tmp_path, toy_data_root):
     _, pred_dir = seg_test
@@ -262,11 +265,13 @@ def det_test(det_train, tmp_path_factory, toy_env, det_teacher_ckpt):
 DET_LOSSES = [f'distill.loss_cwd_fpn{i}' for i in range(5)]
 
 
+@pytest.mark.slow
 def test_mmdet_train_runs_a_distillation_config(det_train):
     check_distill_training(det_train, DET_LOSSES, 'student.loss_cls',
                            'coco/bbox_mAP')
 
 
+@pytest.mark.slow
 def test_mmdet_test_reports_coco_metrics(det_train, det_test):
     work_dir, preds = det_test
     val_log = check_distill_training(det_train, DET_LOSSES,
@@ -361,6 +366,7 @@ def test_unmatched_detections_finds_a_changed_prediction():
         assert unmatched_detections(ref, changed) == (2, [0])
 
 
+@pytest.mark.slow
 def test_mmdet_inferencer_runs_the_exported_student(det_sharp, tmp_path):
     sharp_ckpt, preds = det_sharp
     export_dir = str(tmp_path / 'export')

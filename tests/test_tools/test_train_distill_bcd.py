@@ -12,6 +12,7 @@ CWD_BCD = 'cwd-bcd_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config, keys', [
     (BCD, ['distill.loss_boundary', 'distill.loss_context']),
     (CWD_BCD,

@@ -19,6 +19,7 @@ QUICK = ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',
          'default_hooks.logger.interval=1']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task', sorted(CASES))
 def test_bcd_detection_tasks_train_and_evaluate(task, tmp_path, toy_env):
     teacher_cfg, bcd_cfg, metrics = CASES[task]

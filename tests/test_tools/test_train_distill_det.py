@@ -143,6 +143,7 @@ def test_fpn_distillation_runs_no_teacher_head(case):
 # ----------------------------------------------------------------------
 # Through the tools: train, validate with CocoMetric, export, load in mmdet
 # ----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_det_distill_trains_validates_and_exports(case, tmp_path, toy_env,
                                                   teacher_ckpt):

@@ -20,6 +20,7 @@ PA_HO = 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config, scale', [(PA, 0.5), (PA_FULL, None)])
 def test_pixel_and_pair_wise_train(config, scale, tmp_path, toy_env,
                                    toy_teacher_ckpt):
@@ -52,6 +53,7 @@ def _runner(config, work_dir, teacher_ckpt, iters):
     return Runner.from_cfg(cfg)
 
 
+@pytest.mark.slow
 def test_adversarial_step_updates_student_and_critic_not_teacher(
         tmp_path, toy_env, toy_teacher_ckpt, monkeypatch):
     for key, value in toy_env.items():

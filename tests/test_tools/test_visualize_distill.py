@@ -246,6 +246,7 @@ def val_image(root):
     return osp.join(root, 'img_dir', 'val', 'val_00000.png')
 
 
+@pytest.mark.slow
 def test_cwd_boundary_context_pictures(tmp_path, toy_env, toy_data_root,
                                        toy_teacher_ckpt):
     ckpt = train(CWD_BCD, str(tmp_path / 'train'), toy_env,
@@ -264,6 +265,7 @@ def test_cwd_boundary_context_pictures(tmp_path, toy_env, toy_data_root,
     assert boundary.shape[0] > 2 * context_png.shape[0]
 
 
+@pytest.mark.slow
 def test_skd_pictures_critic_scores_and_loss_curves(tmp_path, toy_env,
                                                     toy_data_root,
                                                     toy_teacher_ckpt):
@@ -303,6 +305,7 @@ def test_skd_pictures_critic_scores_and_loss_curves(tmp_path, toy_env,
         assert key in proc.stdout
 
 
+@pytest.mark.slow
 def test_ssim_detection_pictures(tmp_path, toy_env, toy_data_root):
     # A randomly initialised teacher is enough to check the wiring.
     ckpt = train(SSIM_DET, str(tmp_path / 'train'), toy_env, 'None',

@@ -95,11 +95,65 @@ def test_getattr_is_restricted(tmp_path):
         torch.load(big, map_location='cpu')
 
 
-def test_weights_only_default_untouched():
-    # The fix must not turn weights-only loading off globally.
-    assert os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD') in (None, '0')
-    assert os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD') in (None, '0', '1')
-    import inspect
-    default = inspect.signature(torch.load).parameters['weights_only'].default
-    # None means "use the default", which is True on torch >= 2.6.
-    assert default in (None, True)
+# Run in a fresh interpreter: importing mmstructkd there is the only thing
+# that can change how a plain ``torch.load(path)`` treats an unsafe pickle.
+_FRESH_LOAD = r"""
+import os, pickle, sys
+import torch
+path, marker = sys.argv[1], sys.argv[2]
+import mmstructkd  # noqa: F401  (what is checked: this import)
+from mmengine.runner.checkpoint import CheckpointLoader
+for load in (lambda: torch.load(path),
+             lambda: torch.load(path, map_location='cpu'),
+             lambda: CheckpointLoader.load_checkpoint(path,
+                                                      map_location='cpu')):
+    try:
+        load()
+    except pickle.UnpicklingError as err:
+        assert 'system' in str(err), err
+    else:
+        sys.exit('LOADED: the unsafe pickle was unpickled')
+    assert not os.path.exists(marker), 'os.system ran'
+print('REFUSED')
+# The payload is live: with weights-only explicitly off it runs.
+torch.load(path, weights_only=False)
+print('MARKER', os.path.exists(marker))
+"""
+
+
+class _MarkerExploit:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_import_keeps_weights_only_default(tmp_path):
+    """Importing mmstructkd must not turn weights-only loading off: a plain
+    ``torch.load(path)`` still refuses a pickle that runs ``os.system``,
+    and the command never runs."""
+    import subprocess
+    import sys
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _MarkerExploit(str(marker))},
+               str(path))
+    assert not marker.exists()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD',
+                        'TORCH_FORCE_WEIGHTS_ONLY_LOAD')}
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    env['PYTHONPATH'] = repo_root + os.pathsep + env.get('PYTHONPATH', '')
+    proc = subprocess.run(
+        [sys.executable, '-c', _FRESH_LOAD, str(path), str(marker)],
+        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert 'REFUSED' in proc.stdout
+    # The control: the same file does run its command when weights-only is
+    # off, so the refusal above is what kept the marker away.
+    assert 'MARKER True' in proc.stdout, proc.stdout[-2000:]
+    assert marker.exists()

@@ -9,6 +9,14 @@ mmstructkd::
     from mmseg.apis import init_model
     model = init_model('OUT_DIR/student.py', 'OUT_DIR/student.pth')
 
+Without ``--config`` the distillation config is the one mmengine's Runner
+stored in the checkpoint (``meta['cfg']``). A checkpoint is data, so that
+text is read as data and never executed (``mmstructkd.utils.config_data``):
+anything but literal assignments is refused, and so is a config that would
+make the written ``student.py`` load or import anything beyond OpenMMLab
+packages' own configs and modules. Pass ``--config`` (the config you trust)
+when a checkpoint is refused.
+
 Usage:
     python tools/model_converters/export_student.py CKPT OUT_DIR
         [--config CONFIG]
@@ -17,6 +25,8 @@ import argparse
 import copy
 import os
 import os.path as osp
+import posixpath
+import re
 import sys
 
 import torch
@@ -26,6 +36,8 @@ sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmstructkd  # noqa: E402,F401  (weights-only loading of the ckpt)
 from mmstructkd.models.task_models import load_model_config  # noqa: E402
+from mmstructkd.utils.config_data import (ConfigNotDataError,  # noqa: E402
+                                          parse_config_data)
 
 STUDENT_PREFIX = 'architecture.'
 # Loops and hooks of ours replaced by mmengine's plain ones in the export.
@@ -92,6 +104,150 @@ def plain_student_config(distill_cfg: Config) -> Config:
     return Config(cfg_dict)
 
 
+class UntrustedConfigError(ValueError):
+    """The config stored in a checkpoint cannot be used without running or
+    loading something the checkpoint names; ``--config`` is needed."""
+
+    def __init__(self, checkpoint_path: str, reason: str):
+        super().__init__(
+            f'{checkpoint_path}: {reason} A checkpoint is data: nothing '
+            f'from it is executed. Pass the distillation config you trust '
+            f'with --config CONFIG.')
+
+
+def openmmlab_packages() -> set:
+    """Top-level modules a config from a checkpoint may name (scopes,
+    ``custom_imports``, ``package::`` config paths): mmengine's table of
+    OpenMMLab packages (mmstructkd included, see
+    ``mmstructkd.utils.config_package``) and mmengine/mmcv themselves."""
+    from mmengine.config.utils import MODULE2PACKAGE
+    return set(MODULE2PACKAGE) | {'mmengine', 'mmcv'}
+
+
+def config_from_checkpoint_meta(meta: dict, checkpoint_path: str) -> Config:
+    """The distillation config the Runner stored in ``meta['cfg']``, read
+    as data (:func:`parse_config_data`), never executed; its student is
+    checked with :func:`check_untrusted_student_source`."""
+    text = meta.get('cfg')
+    if text is None:
+        raise UntrustedConfigError(
+            checkpoint_path, 'it holds no config (meta["cfg"]; not written '
+            'by an mmengine Runner?).')
+    try:
+        distill_cfg = Config(parse_config_data(text))
+    except (ConfigNotDataError, KeyError) as e:
+        raise UntrustedConfigError(
+            checkpoint_path, f'the config stored in it is not plain data '
+            f'({e}).') from None
+    model = distill_cfg.get('model')
+    arch = model.get('architecture') if isinstance(model, dict) else None
+    if isinstance(arch, dict):
+        check_untrusted_student_source(arch, checkpoint_path)
+    return distill_cfg
+
+
+def check_untrusted_student_source(arch: dict, checkpoint_path: str):
+    """A student given as ``cfg_path`` (from a checkpoint) may only name a
+    config shipped inside an installed OpenMMLab package: loading a config
+    file executes it, and mmengine installs a missing package."""
+    if 'cfg_path' not in arch:
+        return
+    cfg_path = str(arch['cfg_path'])
+    match = re.fullmatch(r'(\w+)::([\w.\-/]+\.py)', cfg_path)
+    reason = None
+    if match is None:
+        reason = (f'its student is the config file {cfg_path!r}; loading '
+                  f'a config file runs it, and only "package::path.py" '
+                  f'configs of installed OpenMMLab packages are loaded for '
+                  f'a checkpoint.')
+    else:
+        package, relative = match.groups()
+        parts = relative.split('/')
+        if posixpath.isabs(relative) or '..' in parts or '' in parts:
+            reason = f'its student config path {cfg_path!r} leaves the ' \
+                'package.'
+        elif package not in openmmlab_packages():
+            reason = f'its student config {cfg_path!r} is not from an ' \
+                'OpenMMLab package.'
+        else:
+            from mmengine.config.utils import MODULE2PACKAGE
+            from mmengine.utils import is_installed
+            if not is_installed(MODULE2PACKAGE.get(package, package)):
+                reason = f'its student config {cfg_path!r} is from ' \
+                    f'{package}, which is not installed (it is not ' \
+                    f'installed for a checkpoint).'
+    if reason:
+        raise UntrustedConfigError(checkpoint_path, reason)
+
+
+def check_untrusted_student_config(student_cfg: Config, text: str,
+                                   checkpoint_path: str):
+    """``student.py`` written from a checkpoint's config must be data that
+    loads nothing: ``Config.fromfile`` follows ``_base_``, imports
+    ``custom_imports`` and substitutes ``{{...}}`` in strings, and a dict
+    key with a quote in it would make ``pretty_text`` write code."""
+    data = student_cfg.to_dict()
+    reason = None
+    allowed = openmmlab_packages()
+    imports = (data.get('custom_imports') or {}).get('imports', [])
+    imports = [imports] if isinstance(imports, str) else list(imports)
+    if '_base_' in data:
+        reason = 'its config has _base_ (files loaded on use).'
+    elif not all(isinstance(m, str) and m.split('.')[0] in allowed
+                 for m in imports):
+        reason = f'its config imports {imports} (custom_imports); only ' \
+            f'OpenMMLab packages are imported for a checkpoint.'
+    elif str(data.get('default_scope')) not in allowed:
+        reason = f'its default_scope {data.get("default_scope")!r} is not ' \
+            f'an OpenMMLab package.'
+    elif not set(_scopes(data)) <= allowed:
+        # mmengine's registry imports "<scope>.registry" for a scoped type.
+        reason = f'its config names the scopes ' \
+            f'{sorted(set(_scopes(data)) - allowed)} ("scope.Type" or ' \
+            f'_scope_), which are not OpenMMLab packages.'
+    elif any('{{' in s for s in _strings(data)):
+        reason = 'its config has "{{...}}" substitutions in strings.'
+    else:
+        try:
+            same = parse_config_data(text) == data
+        except ConfigNotDataError:
+            same = False
+        if not same:
+            reason = 'its config does not write out as plain data (keys ' \
+                'or values that are not literals).'
+    if reason:
+        raise UntrustedConfigError(checkpoint_path, reason)
+
+
+def _scopes(value):
+    """The scopes named by ``type='scope.Type'`` and ``_scope_``."""
+    if isinstance(value, dict):
+        kind = value.get('type')
+        if isinstance(kind, str) and '.' in kind:
+            yield kind.split('.')[0]
+        if '_scope_' in value:
+            yield str(value['_scope_'])
+        values = value.values()
+    elif isinstance(value, (list, tuple)):
+        values = value
+    else:
+        return
+    for item in values:
+        yield from _scopes(item)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _strings(item)
+
+
 def export_student(checkpoint_path: str, out_dir: str,
                    config_path: str = None):
     """Write ``student.pth`` and ``student.py`` to ``out_dir``.
@@ -102,14 +258,11 @@ def export_student(checkpoint_path: str, out_dir: str,
     checkpoint = torch.load(
         checkpoint_path, map_location='cpu', weights_only=True)
     meta = checkpoint.get('meta', {}) or {}
-    if config_path is not None:
-        distill_cfg = Config.fromfile(config_path)
-    elif 'cfg' in meta:
-        distill_cfg = Config.fromstring(meta['cfg'], file_format='.py')
+    from_checkpoint = config_path is None
+    if from_checkpoint:
+        distill_cfg = config_from_checkpoint_meta(meta, checkpoint_path)
     else:
-        raise ValueError(
-            f'{checkpoint_path} has no config in its meta (not written by an '
-            f'mmengine Runner?); pass the distillation config with --config.')
+        distill_cfg = Config.fromfile(config_path)
     if 'architecture' not in distill_cfg.get('model', {}):
         raise ValueError(
             'the config has no model.architecture: is it a distillation '
@@ -130,11 +283,15 @@ def export_student(checkpoint_path: str, out_dir: str,
         if k in meta
     }
     student_meta['exported_from'] = osp.basename(checkpoint_path)
+    text = student_cfg.pretty_text
+    if from_checkpoint:
+        check_untrusted_student_config(student_cfg, text, checkpoint_path)
     os.makedirs(out_dir, exist_ok=True)
     ckpt_out = osp.join(out_dir, 'student.pth')
     cfg_out = osp.join(out_dir, 'student.py')
     torch.save(dict(state_dict=student_state, meta=student_meta), ckpt_out)
-    student_cfg.dump(cfg_out)
+    with open(cfg_out, 'w', encoding='utf-8') as f:
+        f.write(text)
     return ckpt_out, cfg_out
 
 
@@ -144,10 +301,13 @@ def main(argv=None):
     parser.add_argument('out_dir', help='where student.pth/.py are written')
     parser.add_argument(
         '--config', help='distillation config (default: the one stored in '
-        "the checkpoint's meta)")
+        "the checkpoint's meta, read as data and never executed)")
     args = parser.parse_args(argv)
-    ckpt_out, cfg_out = export_student(args.checkpoint, args.out_dir,
-                                       args.config)
+    try:
+        ckpt_out, cfg_out = export_student(args.checkpoint, args.out_dir,
+                                           args.config)
+    except UntrustedConfigError as e:
+        raise SystemExit(f'export_student: {e}') from None
     print(f'student weights: {ckpt_out}\nstudent config:  {cfg_out}')
 
 

@@ -1,9 +1,8 @@
 """``SingleTeacherDistill``: one frozen teacher distilled into a student."""
-import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.logging import MessageHub, print_log
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.structures import BaseDataElement
@@ -11,35 +10,19 @@ from torch import nn
 
 from mmstructkd.registry import MODELS
 from ..distillers.configurable_distiller import _build_in_scope
-from ..losses.nonfinite_guard import NonFiniteGuard
-from ..task_models import build_task_model, revert_sync_batchnorm_if_needed
+from ..utils.distributed import all_ranks_agree, average_gradients
+from ..utils.nonfinite_guard import NonFiniteGuard
+from ..task_models import (build_task_model, model_zoo_checkpoint,
+                           revert_sync_batchnorm_if_needed)
+from ..utils.label_check import check_student_labels
+from .teacher_loading import (describe_model, load_pretrained_student,
+                              load_teacher_checkpoint)
 
 TEACHER_FORWARD_MODES = ('auto', 'loss', 'tensor', 'feat')
 
 
 def add_prefix(losses: Dict[str, torch.Tensor], prefix: str) -> Dict:
     return {f'{prefix}.{k}': v for k, v in losses.items()}
-
-
-def all_ranks_agree(ok: bool) -> bool:
-    """True only if ``ok`` on every process, so that all processes skip a
-    non-finite step together (one skipping alone would hang DDP)."""
-    from mmengine.dist import all_reduce, get_world_size
-    if get_world_size() == 1:
-        return ok
-    flag = torch.tensor([0.0 if ok else 1.0])
-    all_reduce(flag, op='sum')
-    return flag.item() == 0
-
-
-def average_gradients(module: nn.Module) -> None:
-    """Average the gradients of ``module`` over all processes."""
-    from mmengine.dist import all_reduce, get_world_size
-    if get_world_size() == 1:
-        return
-    for param in module.parameters():
-        if param.grad is not None:
-            all_reduce(param.grad, op='mean')
 
 
 @MODELS.register_module()
@@ -62,10 +45,31 @@ class SingleTeacherDistill(BaseModel):
     Args:
         architecture: the student: a model config dict, or
             ``dict(cfg_path='mmseg::...', pretrained=False, cfg_options=...)``.
-        teacher: the teacher, in the same forms.
+            ``pretrained=True`` loads the weights that the package's
+            metafile lists for that config (the model zoo, as mmrazor does),
+            strictly; a config without such weights is an error at build.
+        teacher: the teacher, in the same forms. ``pretrained=True`` stands
+            for ``teacher_ckpt=<the model-zoo weights of that config>`` and
+            is not used when ``teacher_ckpt`` is given.
         distiller: config of the distiller (``ConfigurableDistiller``).
         teacher_ckpt: local path or URL of the teacher's weights, loaded at
-            build time (a missing file fails before training starts).
+            build time, strictly: a missing or unreadable file, keys missing
+            from it, keys the teacher does not have and keys of another
+            shape each fail before training starts, with the keys and both
+            shapes in the message (BatchNorm's ``num_batches_tracked`` may
+            be missing). ``state_dict`` nesting and a ``module.`` prefix are
+            handled. The outcome is kept in ``teacher_load_report``.
+        teacher_ckpt_strict: False loads what fits and logs a warning for
+            the missing and unexpected keys (they stay in
+            ``teacher_load_report``, where ``TeacherCheckHook`` finds them).
+            Shapes that differ, and a checkpoint of which no key fits, stay
+            errors.
+        teacher_ckpt_allow_mismatch: key prefixes, e.g.
+            ``('auxiliary_head.',)``, under which the checkpoint may differ
+            from the teacher in any way (missing, extra or of another shape)
+            even when strict; such keys are loaded when they fit and
+            otherwise keep the teacher's initial weights. The narrow opt-out
+            for a legitimate partial load.
         teacher_forward_mode: how far the teacher runs each step:
             ``'feat'`` (``extract_feat``: backbone and neck only),
             ``'tensor'`` (the task's ``_forward``: backbone, neck and main
@@ -99,6 +103,8 @@ class SingleTeacherDistill(BaseModel):
                  teacher: Union[dict, nn.Module],
                  distiller: dict,
                  teacher_ckpt: Optional[str] = None,
+                 teacher_ckpt_strict: bool = True,
+                 teacher_ckpt_allow_mismatch: Sequence[str] = (),
                  teacher_forward_mode: str = 'auto',
                  convert_sync_bn: Union[str, bool] = 'auto',
                  discriminator: Optional[dict] = None,
@@ -110,6 +116,7 @@ class SingleTeacherDistill(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         student = build_task_model(architecture, 'architecture')
         student = revert_sync_batchnorm_if_needed(student, convert_sync_bn)
+        load_pretrained_student(student, architecture)
         if data_preprocessor is None:
             data_preprocessor = student.data_preprocessor
         elif isinstance(data_preprocessor, dict):
@@ -126,9 +133,17 @@ class SingleTeacherDistill(BaseModel):
             teacher_model, convert_sync_bn)
         # Stored outside _modules on purpose (see the class docstring).
         object.__setattr__(self, '_teacher', teacher_model)
+        # A description, not the config: a built teacher module stored here
+        # would become a registered submodule.
+        self._teacher_desc = describe_model(teacher)
+        if teacher_ckpt is None:
+            teacher_ckpt = model_zoo_checkpoint(teacher, 'teacher')
         self.teacher_ckpt = teacher_ckpt
-        self.teacher_load_report: Dict[str, List[str]] = dict(
-            missing_keys=[], unexpected_keys=[])
+        self.teacher_ckpt_strict = teacher_ckpt_strict
+        self.teacher_ckpt_allow_mismatch = tuple(teacher_ckpt_allow_mismatch)
+        self.teacher_load_report: Dict[str, list] = dict(
+            missing_keys=[], unexpected_keys=[], shape_mismatches=[],
+            allowed_keys=[])
         if teacher_ckpt is not None:
             self.load_teacher_checkpoint(teacher_ckpt)
         self._freeze_teacher()
@@ -207,46 +222,13 @@ class SingleTeacherDistill(BaseModel):
             param.requires_grad_(False)
 
     def load_teacher_checkpoint(self, path: str) -> None:
-        """Load ``path`` into the teacher and remember missing/unexpected keys.
-
-        Uses mmengine's loader (local files, URLs, ``open-mmlab://``), which
-        unpickles weights-only (see ``mmstructkd.utils``).
-        """
-        from mmengine.runner.checkpoint import (CheckpointLoader,
-                                                _load_checkpoint_to_model)
-        is_remote = '://' in path
-        if not is_remote and not osp.isfile(path):
-            raise FileNotFoundError(
-                f'teacher_ckpt {path!r} does not exist. The run has not '
-                f'started: fix the path (or download the teacher checkpoint '
-                f'there) and start again.')
-        try:
-            checkpoint = CheckpointLoader.load_checkpoint(
-                path, map_location='cpu')
-        except Exception as e:  # network errors come in many types
-            raise RuntimeError(
-                f'could not load teacher_ckpt {path!r}: {e}. The run has not '
-                f'started; download the file and point teacher_ckpt at the '
-                f'local copy.') from e
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        model_keys = set(self.teacher.state_dict().keys())
-        loaded_keys = {k[7:] if k.startswith('module.') else k
-                       for k in state_dict}
-        self.teacher_load_report = dict(
-            missing_keys=sorted(model_keys - loaded_keys),
-            unexpected_keys=sorted(loaded_keys - model_keys))
-        _load_checkpoint_to_model(self.teacher, checkpoint, strict=False)
-        missing = self.teacher_load_report['missing_keys']
-        unexpected = self.teacher_load_report['unexpected_keys']
-        if missing or unexpected:
-            print_log(
-                f'teacher_ckpt {path}: {len(missing)} missing keys '
-                f'(e.g. {missing[:3]}) and {len(unexpected)} unexpected keys '
-                f'(e.g. {unexpected[:3]}); is it the right checkpoint for '
-                f'the teacher config?',
-                logger='current', level=30)
-        else:
-            print_log(f'Loaded teacher checkpoint {path}', logger='current')
+        """Load ``path`` into the teacher as ``teacher_ckpt_strict`` and
+        ``teacher_ckpt_allow_mismatch`` say (see ``teacher_loading``) and
+        keep the outcome as ``teacher_load_report``."""
+        self.teacher_load_report = load_teacher_checkpoint(
+            self.teacher, path, strict=self.teacher_ckpt_strict,
+            allow_mismatch=self.teacher_ckpt_allow_mismatch,
+            teacher_cfg=self._teacher_desc, student=self.architecture)
 
     def _infer_teacher_forward_mode(self) -> str:
         sources = self.distiller.teacher_recorders.sources
@@ -304,6 +286,7 @@ class SingleTeacherDistill(BaseModel):
              data_samples: Optional[List[BaseDataElement]] = None) -> Dict:
         """Task losses of the student (``student.*``) plus distillation
         losses (``distill.*``)."""
+        check_student_labels(self.architecture, data_samples)
         losses = {}
         distill = not self.skip_teacher_forward and \
             len(self.distiller.loss_forward_mappings) > 0
@@ -343,6 +326,15 @@ class SingleTeacherDistill(BaseModel):
                 with ``architecture`` (and ``discriminator``) wrappers.
             run_forward: the forward to use for the student step; a DDP
                 wrapper passes its own so gradients are synchronised.
+
+        Each step (student, critic) is guarded (``NonFiniteGuard``): a step
+        whose losses are NaN/Inf on any process is skipped on all of them,
+        and the buffers its forward updated (BatchNorm running statistics,
+        spectral-norm vectors) are put back, so it changes nothing; after an
+        update, every parameter and buffer is checked (one fused check) and
+        training stops with ``NonFiniteStateError`` if any is NaN/Inf. So
+        no step leaves NaN/Inf behind in the weights or buffers: it returns
+        with them finite (or unchanged) or raises.
         """
         run_forward = run_forward or self._run_forward
         if isinstance(optim_wrapper, OptimWrapperDict):
@@ -364,14 +356,18 @@ class SingleTeacherDistill(BaseModel):
                 "'architecture' and 'discriminator'.")
         iteration = MessageHub.get_current_instance().get_info('iter')
 
+        self.student_guard.before_step(self)
         with student_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = run_forward(data, mode='loss')
         parsed, log_vars = self.parse_losses(losses)
-        if all_ranks_agree(self.student_guard.check(losses, iteration)):
+        if self.student_guard.check(losses, iteration, all_ranks_agree):
             student_wrapper.update_params(parsed)
+            self.student_guard.check_state(self, iteration, all_ranks_agree)
         else:
             student_wrapper.zero_grad()
+            # The forward has already run the bad batch through BatchNorm.
+            self.student_guard.rollback(self)
         log_vars['nonfinite.skipped'] = torch.tensor(
             float(self.student_guard.num_skipped))
 
@@ -384,20 +380,24 @@ class SingleTeacherDistill(BaseModel):
                     iteration=None) -> Dict[str, torch.Tensor]:
         """One update of the critic on the last student/teacher outputs."""
         batch, self._critic_batch = self._critic_batch, None
+        self.discriminator_guard.before_step(self.discriminator)
         with critic_wrapper.optim_context(self.discriminator):
             d_losses = self.discriminator_loss(
                 discriminator=self.discriminator, **batch)
         parsed, log_vars = self.parse_losses(d_losses)
-        if all_ranks_agree(self.discriminator_guard.check(d_losses,
-                                                          iteration)):
+        if self.discriminator_guard.check(d_losses, iteration,
+                                          all_ranks_agree):
             # update_params split open: the critic is outside DDP, so its
             # gradients are averaged over processes here.
             critic_wrapper.backward(parsed)
             average_gradients(self.discriminator)
             critic_wrapper.step()
             critic_wrapper.zero_grad()
+            self.discriminator_guard.check_state(self.discriminator,
+                                                 iteration, all_ranks_agree)
         else:
             critic_wrapper.zero_grad()
+            self.discriminator_guard.rollback(self.discriminator)
         log_vars = {f'disc.{k}': v for k, v in log_vars.items()}
         log_vars['disc.nonfinite.skipped'] = torch.tensor(
             float(self.discriminator_guard.num_skipped))
@@ -406,14 +406,14 @@ class SingleTeacherDistill(BaseModel):
     # The guards' counters travel in the checkpoint's state_dict, so a
     # resumed run keeps counting where it stopped. One tensor, because
     # mmengine broadcasts every state_dict entry between processes.
-    _GUARD_COUNTERS = ('num_checked', 'num_skipped', 'num_consecutive')
+    _GUARD_COUNTERS = NonFiniteGuard.COUNTERS
 
     def _guards(self):
         return (self.student_guard, self.discriminator_guard)
 
     def get_extra_state(self) -> torch.Tensor:
         return torch.tensor(
-            [[getattr(g, c) for c in self._GUARD_COUNTERS]
+            [[g.state_dict()[c] for c in self._GUARD_COUNTERS]
              for g in self._guards()], dtype=torch.int64)
 
     def set_extra_state(self, state: torch.Tensor) -> None:

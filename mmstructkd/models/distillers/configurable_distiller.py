@@ -6,14 +6,15 @@ distiller to feed the recorded tensors to the losses as
 ``loss_forward_mappings`` says.
 """
 import inspect
-from typing import Any, Dict, Optional
+import numbers
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from torch import nn
 
 from mmstructkd.registry import MODELS
-from ..recorders import RecorderManager
+from ..recorders import ModuleOutputs, RecorderManager
 
 # Keys a mapping entry may have besides the loss argument it fills.
 MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx',
@@ -29,6 +30,89 @@ def _build_in_scope(cfg):
     cfg = dict(cfg)
     cfg.setdefault('_scope_', 'mmstructkd')
     return MODELS.build(cfg)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_loss_weights(name: str, cfg: Any) -> None:
+    """Fail at build on a loss weight that is not a number
+    (``loss_weight='5'`` from a hand-edited config would only fail inside
+    the first step, with a message that names neither the loss nor the
+    option).
+
+    ``loss_weight`` must be a number; the loss's other ``*_weight`` and
+    ``*_weights`` options (each loss knows their types) must at least not be
+    text. Checks a loss config, or the ``loss_weight`` of a built loss.
+    """
+    if isinstance(cfg, nn.Module):
+        loss_type = type(cfg).__name__
+        options = {k: getattr(cfg, k) for k in ('loss_weight', )
+                   if hasattr(cfg, k)}
+    else:
+        loss_type = cfg.get('type')
+        loss_type = getattr(loss_type, '__name__', loss_type)
+        options = cfg
+    where = f'distill_losses[{name!r}] ({loss_type})'
+    for key, value in options.items():
+        if not key.endswith(('_weight', '_weights')):
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if key == 'loss_weight':
+            bad = not _is_number(value)
+        else:
+            bad = any(isinstance(v, str) for v in values)
+        if bad:
+            hint = (f"; write {key}=5, not {key}='5'"
+                    if any(isinstance(v, str) for v in values) else '')
+            what = 'a number' if key == 'loss_weight' else 'numbers'
+            raise TypeError(
+                f'{where}: {key} must be {what}, got {value!r} '
+                f'({type(value).__name__}){hint}.')
+
+
+def _out_channels(module: nn.Module) -> Optional[int]:
+    for attr in ('out_channels', 'out_features'):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def class_heads(model: nn.Module,
+                recorders: RecorderManager) -> Dict[str, Tuple[str, int,
+                                                             Optional[int]]]:
+    """For each output recorder inside a head with ``num_classes`` (an
+    mmseg decode head, an mmdet bbox head): ``(head path, num_classes,
+    out channels of the recorded module or None)``."""
+    heads = {}
+    for name, recorder in recorders.recorders.items():
+        if not isinstance(recorder, ModuleOutputs):
+            continue
+        parts = recorder.source.split('.')
+        # The model itself is skipped: an mmseg segmentor also has
+        # num_classes, which says nothing about its backbone's features.
+        for end in range(len(parts), 0, -1):
+            path = '.'.join(parts[:end])
+            num_classes = getattr(model.get_submodule(path), 'num_classes',
+                                  None)
+            if isinstance(num_classes, int) and \
+                    not isinstance(num_classes, bool):
+                out = _out_channels(model.get_submodule(recorder.source))
+                heads[name] = (path, num_classes, out)
+                break
+    return heads
+
+
+def _per_class(channels: int, num_classes: int) -> Optional[Tuple[int, int]]:
+    """``(k, extra)`` when ``channels == k * (num_classes + extra)``: one
+    score per class (``extra=1``: plus background) for each of ``k``
+    anchors."""
+    for extra in (0, 1):
+        if num_classes + extra > 0 and channels % (num_classes + extra) == 0:
+            return channels // (num_classes + extra), extra
+    return None
 
 
 @MODELS.register_module()
@@ -73,10 +157,14 @@ class ConfigurableDistiller(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.student_recorders = RecorderManager(student_recorders, 'student')
         self.teacher_recorders = RecorderManager(teacher_recorders, 'teacher')
+        for name, cfg in (distill_losses or {}).items():
+            check_loss_weights(name, cfg)
         self.distill_losses = nn.ModuleDict({
             name: _build_in_scope(cfg)
             for name, cfg in (distill_losses or {}).items()
         })
+        for name, loss in self.distill_losses.items():
+            check_loss_weights(name, loss)
         self.connectors = nn.ModuleDict({
             name: _build_in_scope(cfg)
             for name, cfg in (connectors or {}).items()
@@ -90,6 +178,9 @@ class ConfigurableDistiller(BaseModule):
             name: set(inspect.signature(loss.forward).parameters)
             for name, loss in self.distill_losses.items()
         }
+        # owner -> recorder -> (head, num_classes, out channels), filled by
+        # prepare_from_student/teacher to catch different class counts.
+        self._class_heads: Dict[str, dict] = {}
         # Multipliers on top of each loss's own loss_weight; the loss-weight
         # scheduler hook sets them (1.0 = as configured, 0.0 = off).
         self.loss_weight_multipliers: Dict[str, float] = {
@@ -155,9 +246,81 @@ class ConfigurableDistiller(BaseModule):
 
     def prepare_from_student(self, student: nn.Module) -> None:
         self.student_recorders.initialize(student)
+        self._class_heads['student'] = class_heads(student,
+                                                   self.student_recorders)
+        self._check_class_counts()
 
     def prepare_from_teacher(self, teacher: nn.Module) -> None:
         self.teacher_recorders.initialize(teacher)
+        self._class_heads['teacher'] = class_heads(teacher,
+                                                   self.teacher_recorders)
+        self._check_class_counts()
+
+    def _check_class_counts(self) -> None:
+        """Fail at build when a loss compares class scores of a student
+        and a teacher made for different numbers of classes."""
+        if len(self._class_heads) < 2:
+            return
+        for loss_name, mapping in self.loss_forward_mappings.items():
+            message = self._class_count_mismatch(loss_name, mapping)
+            if message:
+                raise ValueError(message)
+
+    def _class_count_mismatch(self, loss_name: str, mapping: Dict[str, dict],
+                              kwargs: Optional[Dict[str, Any]] = None
+                              ) -> str:
+        """The message when the student and teacher tensors of a loss are
+        class scores whose channel counts differ only because the two
+        configs have another ``num_classes``; '' otherwise.
+
+        The channels are the recorded modules' (at build) or those of the
+        recorded tensors in ``kwargs`` (at a step).
+        """
+        heads_S = self._class_heads.get('student', {})
+        heads_T = self._class_heads.get('teacher', {})
+
+        def channels(arg, out):
+            if kwargs is None:
+                return out
+            value = kwargs.get(arg)
+            if torch.is_tensor(value) and value.dim() >= 2:
+                return value.shape[1]
+            return None
+
+        for arg_S, spec_S in mapping.items():
+            if not spec_S['from_student'] or spec_S.get('connector') or \
+                    spec_S['recorder'] not in heads_S:
+                continue
+            head_S, classes_S, out_S = heads_S[spec_S['recorder']]
+            for arg_T, spec_T in mapping.items():
+                if spec_T['from_student'] or \
+                        spec_T['recorder'] not in heads_T:
+                    continue
+                head_T, classes_T, out_T = heads_T[spec_T['recorder']]
+                c_S, c_T = channels(arg_S, out_S), channels(arg_T, out_T)
+                if classes_S == classes_T or c_S is None or c_T is None or \
+                        c_S == c_T:
+                    continue
+                per_S, per_T = _per_class(c_S, classes_S), _per_class(
+                    c_T, classes_T)
+                if per_S is None or per_S != per_T:
+                    continue
+                source_S = self.student_recorders.recorders[
+                    spec_S['recorder']].source
+                source_T = self.teacher_recorders.recorders[
+                    spec_T['recorder']].source
+                return (
+                    f'distill_losses[{loss_name!r}] compares the student\'s '
+                    f'{source_S} ({c_S} channels) with the teacher\'s '
+                    f'{source_T} ({c_T} channels): num_classes differs '
+                    f'between the teacher and student configs (teacher '
+                    f'{head_T}.num_classes={classes_T}, student '
+                    f'{head_S}.num_classes={classes_S}). Class scores can '
+                    f'only be distilled between models of the same classes '
+                    f'(a connector would only hide this): give both configs '
+                    f'the same num_classes, with a teacher checkpoint '
+                    f'trained on the student\'s classes.')
+        return ''
 
     def get_record(self, spec: Dict[str, Any]) -> Any:
         recorders = (self.student_recorders if spec['from_student']
@@ -201,6 +364,10 @@ class ConfigurableDistiller(BaseModule):
             try:
                 loss = self.distill_losses[loss_name](**kwargs)
             except ValueError as e:
+                classes = self._class_count_mismatch(loss_name, mapping,
+                                                     kwargs)
+                if classes:
+                    raise ValueError(classes) from None
                 raise ValueError(f'distill_losses[{loss_name!r}]: {e}' +
                                  self._connector_hint(mapping, kwargs)
                                  ) from None

@@ -7,7 +7,8 @@ from .boundary import (BoundaryLoss, boundary_distillation_loss,
 from .channel_wise import ChannelWiseDivergence, channel_wise_divergence
 from .context import (ContextLoss, context_relation_kl,
                       context_relation_kl_naive)
-from .nonfinite_guard import NonFiniteGuard, nonfinite_terms
+# The guard lives in models/utils now; still exported here for old imports.
+from ..utils.nonfinite_guard import NonFiniteGuard, nonfinite_terms
 from .pair_wise import PairWiseLoss, pair_wise_loss
 from .pixel_wise import PixelWiseLoss, pixel_wise_kl
 from .ssim import StructuralSimilarityLoss

@@ -33,9 +33,11 @@ All math runs in float32 with autocast off (``float32_math``): the penalty
 differentiates twice and squares gradient norms, which half precision does
 not survive.
 
-Under DDP the critic step calls ``D(T)`` and ``D(S)`` through the wrapper (so
-D's gradients are all-reduced); the penalty's interpolated call and the
-student-side call use the inner module.
+Under DDP the critic is not wrapped: its parameters are excluded from the
+student's DDP wrapper and the algorithm averages its gradients over the
+processes itself after the critic step. A D passed in a
+(Distributed)DataParallel wrapper is still accepted: the penalty's
+interpolated call and the student-side call use the inner module.
 
 One training iteration (D is not among the student's parameters and has its
 own optimizer)::
@@ -334,9 +336,6 @@ class AdversarialGeneratorLoss(nn.Module):
         >>> loss(torch.randn(2, 19, 65, 65), discriminator=D).shape
         torch.Size([])
     """
-
-    # Tells the distiller to pass ``discriminator=`` when calling this loss.
-    needs_discriminator = True
 
     def __init__(self, loss_type: str = 'wgan',
                  loss_weight: float = 0.1) -> None:

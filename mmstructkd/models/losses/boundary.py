@@ -1,15 +1,20 @@
-"""Boundary distillation: the boundary half of BCD (METHODS.md section 4).
+"""Boundary distillation: the boundary half of BCD.
 
-BCD (Zhang et al., 2024; BCKD in TMLR 2026) extracts object-level semantic
-boundaries from the backbone's hierarchical feature maps, with no boundary
-labels and no extra supervision, and transfers the teacher's boundaries to
-the student. The paper's equations were not available to this project, so
-the formulas below are a reconstruction from that definition; every choice
-is a keyword argument and is explained where it is made:
+BCD: D. Zhang, P. Dong, X. Hu, L. Chen, K.-T. Cheng, *Towards Complementary
+Knowledge Distillation for Efficient Dense Image Prediction*,
+arXiv:2401.13174, 2024 (published as BCKD in TMLR, 2026). It extracts
+object-level semantic boundaries from the backbone's hierarchical feature
+maps, with no boundary labels and no extra supervision, and transfers the
+teacher's boundaries to the student. The paper's equations were not
+available to this project, so the formulas below are a reconstruction from
+that definition; every choice is a keyword argument and is explained where
+it is made:
 
 1. **Boundary map** (:func:`extract_boundary_map`): a position lies on a
    semantic boundary when its feature vector differs from a neighbour's.
-   With unit vectors ``u = x / ||x||`` over channels,
+   From a stage's features ``x`` (N, C, H, W) (C may differ between
+   student and teacher) to a map ``B`` (N, 1, H, W): with unit vectors
+   ``u = x / ||x||`` over channels,
    ``D[p] = max_{q in N8(p)} (1 - <u_p, u_q>)`` (or the mean over the
    neighbourhood), with replicate padding at the image border, then
    per-image min-max normalisation ``B = (D - min D) / max(max D - min D,
@@ -18,9 +23,12 @@ is a keyword argument and is explained where it is made:
    stage ``s``, the student's map is resized (bilinear) to the teacher's
    size and ``L_b = sum_s w_s * mean_{n,h,w} (B_S^s - B_T^s)^2`` (or L1).
 3. **Boundary-weighted logit distillation** (:func:`boundary_weighted_kl`):
-   the pixel-wise KL of SKD (METHODS.md section 1) with per-pixel weights
-   that grow on the teacher's boundaries,
-   ``W = (1 + alpha * B_T) / mean_{h,w}(1 + alpha * B_T)`` and
+   the pixel-wise KL of SKD (Liu et al., *Structured Knowledge
+   Distillation for Semantic Segmentation*, CVPR 2019; see
+   :mod:`~mmstructkd.models.losses.pixel_wise`) with per-pixel weights that
+   grow on the teacher's boundaries. On logits (N, K, H, W), with
+   ``p = softmax(logits / tau)`` over the K classes and ``B_T`` resized to
+   H x W, ``W = (1 + alpha * B_T) / mean_{h,w}(1 + alpha * B_T)`` and
    ``L_kd = tau^2 * mean_{n,h,w} W * sum_k pT_k (log pT_k - log pS_k)``.
 
 :class:`BoundaryLoss` returns
@@ -34,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmstructkd.registry import MODELS
+from .pixel_wise import pixel_kl_map
 from .utils import as_levels, check_ndim, check_same_shape, float32_math
 
 LOSS_NAME = 'BoundaryLoss'
@@ -186,28 +195,6 @@ def match_boundary_sizes(boundary_S: Tensor,
 
 
 @float32_math
-def pixel_kl_map(logits_S: Tensor, logits_T: Tensor,
-                 tau: float = 1.0) -> Tensor:
-    """Per-pixel KL divergence between teacher and student class scores.
-
-    ``kl[n, h, w] = tau^2 * sum_k pT_k (log pT_k - log pS_k)`` with
-    ``p = softmax(logits / tau)`` over the K classes. Averaging it over
-    ``n, h, w`` gives the pixel-wise loss of METHODS.md section 1.
-
-    Args:
-        logits_S: student logits (N, K, H, W).
-        logits_T: teacher logits (N, K, H, W); no gradient reaches it.
-        tau: temperature.
-
-    Returns:
-        Tensor: per-pixel divergences of shape (N, H, W).
-    """
-    log_p_S = F.log_softmax(logits_S / tau, dim=1)
-    log_p_T = F.log_softmax(logits_T.detach() / tau, dim=1)
-    return tau**2 * (log_p_T.exp() * (log_p_T - log_p_S)).sum(dim=1)
-
-
-@float32_math
 def boundary_weighted_kl(logits_S: Tensor,
                          logits_T: Tensor,
                          boundary_T: Tensor,
@@ -220,11 +207,14 @@ def boundary_weighted_kl(logits_S: Tensor,
         W[n]  = (1 + alpha * B[n]) / mean_{h,w}(1 + alpha * B[n])
         L_kd  = mean_{n,h,w} W[n, h, w] * kl[n, h, w]
 
-    with ``kl`` from :func:`pixel_kl_map` and ``B`` the teacher's boundary
-    map resized (bilinear) to the logits' size. Normalising ``W`` to mean 1
-    per image shifts the loss toward boundary pixels without changing its
-    overall scale: with ``alpha=0`` (or no boundary) it is exactly the plain
-    pixel-wise loss, so its weight carries over. The weights are taken from
+    with ``kl[n, h, w] = tau^2 * sum_k pT_k (log pT_k - log pS_k)`` the
+    per-pixel KL of SKD
+    (:func:`~mmstructkd.models.losses.pixel_wise.pixel_kl_map`) and ``B``
+    the teacher's boundary map resized (bilinear) to the logits' size.
+    Normalising ``W`` to mean 1 per image shifts the loss toward boundary
+    pixels without changing its overall scale: with ``alpha=0`` (or no
+    boundary) it is exactly the plain pixel-wise loss, so its weight carries
+    over. The weights are taken from
     the teacher and get no gradient.
 
     Args:

@@ -1,10 +1,14 @@
-"""Context distillation: the context half of BCD (METHODS.md section 4).
+"""Context distillation: the context half of BCD.
 
-BCD transfers implicit pixel-level context through self-relations: each
-network's pixel-to-pixel relation matrix, rows normalised, is matched
-between teacher and student. The paper's equations were not available; this
-is the reconstruction used here. Per image, with ``M = H * W`` positions and
-unit feature vectors ``u_i = x_i / ||x_i||`` (over channels)::
+BCD: D. Zhang, P. Dong, X. Hu, L. Chen, K.-T. Cheng, *Towards Complementary
+Knowledge Distillation for Efficient Dense Image Prediction*,
+arXiv:2401.13174, 2024 (published as BCKD in TMLR, 2026). It transfers
+implicit pixel-level context through self-relations: each network's
+pixel-to-pixel relation matrix, rows normalised, is matched between teacher
+and student. The paper's equations were not available; this is the
+reconstruction used here. For features ``x_S`` (N, C_S, H, W) and ``x_T``
+(N, C_T, H, W), per image, with ``M = H * W`` positions and unit feature
+vectors ``u_i = x_i / ||x_i||`` (over channels)::
 
     R[i, j] = softmax_j(<u_i, u_j> / tau)              (M x M, rows sum to 1)
     L_ctx   = mean_{n, i} sum_j R_T[i, j] (log R_T[i, j] - log R_S[i, j])
@@ -37,7 +41,9 @@ function whose backward recomputes each block's relations from the saved
 unit features (``N x M x C``) instead of storing them: forward and backward
 both peak at a few ``chunk_size x M`` buffers.
 :func:`context_relation_kl_naive` materialises the full matrices and exists
-for tests and benchmarks.
+for tests and benchmarks; :func:`relation_kl_rows` is the per-row formula
+by plain autograd, on any block of rows (the naive loss and the
+visualisation use it).
 """
 from typing import Iterator, Optional, Sequence, Tuple, Union
 
@@ -56,9 +62,22 @@ SPATIAL_HINT = ('The relation matrices are M x M with M = H * W, so both maps '
                 'average-pool both to a common size.')
 
 
-def _unit_positions(preds_S: Tensor,
-                    preds_T: Tensor) -> Tuple[Tensor, Tensor]:
-    """Check shapes; return unit vectors per position, (N, M, C) each."""
+def unit_positions(preds_S: Tensor,
+                   preds_T: Tensor) -> Tuple[Tensor, Tensor]:
+    """Unit feature vectors of every position, after checking the shapes.
+
+    ``u[n, i] = x[n, :, i] / ||x[n, :, i]||`` over the channels, the
+    positions ``i`` of the H x W map flattened row-major (``M = H * W``).
+    The teacher's are detached.
+
+    Args:
+        preds_S: student features (N, C_S, H, W).
+        preds_T: teacher features (N, C_T, H, W), same N, H, W.
+
+    Returns:
+        ``(unit_S, unit_T)`` of shapes (N, M, C_S) and (N, M, C_T),
+        contiguous.
+    """
     check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
     check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
     check_same_shape(
@@ -98,10 +117,7 @@ def context_relation_kl_naive(preds_S: Tensor,
         Tensor: scalar loss.
     """
     _check_tau(tau)
-    unit_S, unit_T = _unit_positions(preds_S, preds_T)
-    log_R_S = F.log_softmax(unit_S @ unit_S.transpose(1, 2) / tau, dim=-1)
-    log_R_T = F.log_softmax(unit_T @ unit_T.transpose(1, 2) / tau, dim=-1)
-    return (log_R_T.exp() * (log_R_T - log_R_S)).sum(dim=-1).mean()
+    return relation_kl_rows(*unit_positions(preds_S, preds_T), tau).mean()
 
 
 def _row_blocks(num_images: int, num_positions: int,
@@ -126,6 +142,37 @@ def _block_logits(unit: Tensor, images: slice, rows: slice,
     """Scaled similarities ``<u_i, u_j> / tau`` of a row block, (n, r, M)."""
     # Dividing the few block rows (not the r x M product) saves a pass.
     return torch.bmm(unit[images, rows] / tau, unit[images].transpose(1, 2))
+
+
+def relation_kl_rows(unit_S: Tensor,
+                     unit_T: Tensor,
+                     tau: float = 0.1,
+                     images: slice = slice(None),
+                     rows: slice = slice(None)) -> Tensor:
+    """``KL(R_T[i] || R_S[i])`` of a block of relation rows, by autograd.
+
+    ``R[i, j] = softmax_j(<u_i, u_j> / tau)`` over all M positions ``j``;
+    one divergence ``sum_j R_T[i, j] (log R_T[i, j] - log R_S[i, j])`` per
+    image and row ``i`` of the block. Their mean over all rows and images is
+    the context loss. The block's ``r x M`` relations are materialised
+    (several buffers of that size for autograd); :func:`context_relation_kl`
+    computes the same sum in bounded memory.
+
+    Args:
+        unit_S: student unit position vectors (N, M, C_S), see
+            :func:`unit_positions`.
+        unit_T: teacher unit position vectors (N, M, C_T).
+        tau: temperature of the cosine similarities.
+        images: the images of the block (default all).
+        rows: the rows ``i`` (positions) of the block (default all).
+
+    Returns:
+        Tensor of shape (n, r): the block's images and rows; (N, M) by
+        default.
+    """
+    log_R_S = F.log_softmax(_block_logits(unit_S, images, rows, tau), dim=-1)
+    log_R_T = F.log_softmax(_block_logits(unit_T, images, rows, tau), dim=-1)
+    return (log_R_T.exp() * (log_R_T - log_R_S)).sum(dim=-1)
 
 
 def _log_softmax_(logits: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -166,6 +213,8 @@ class _ChunkedRelationKL(torch.autograd.Function):
         total = unit_S.new_zeros((), dtype=torch.float64)
         for images, rows in _row_blocks(num_images, num_positions,
                                         chunk_size):
+            # relation_kl_rows(...).sum() of the block, from the same
+            # logits, with the softmax and the difference done in place.
             log_R_S, weights_S, log_norm_S[images, rows] = _log_softmax_(
                 _block_logits(unit_S, images, rows, tau))
             del weights_S  # so at most three r x M buffers live at once
@@ -239,7 +288,7 @@ def context_relation_kl(preds_S: Tensor,
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f'{LOSS_NAME}: chunk_size must be a positive int, '
                          f'got {chunk_size!r}.')
-    unit_S, unit_T = _unit_positions(preds_S, preds_T)
+    unit_S, unit_T = unit_positions(preds_S, preds_T)
     return _ChunkedRelationKL.apply(unit_S, unit_T, float(tau), chunk_size)
 
 

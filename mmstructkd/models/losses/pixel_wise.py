@@ -1,7 +1,11 @@
-"""Pixel-wise distillation of SKD (Liu et al., CVPR 2019).
+"""Pixel-wise distillation of SKD.
 
-Each pixel's class distribution of the student is pulled towards the
-teacher's with a KL divergence on temperature-softened logits.
+Y. Liu, K. Chen, C. Liu, Z. Qin, Z. Luo, J. Wang, *Structured Knowledge
+Distillation for Semantic Segmentation*, CVPR 2019. Each pixel's class
+distribution of the student is pulled towards the teacher's with a KL
+divergence on temperature-softened logits (:func:`pixel_wise_kl`). The
+per-pixel divergence (:func:`pixel_kl_map`) is also what the boundary loss
+weights and what the visualisation shows.
 """
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -10,6 +14,30 @@ from mmstructkd.registry import MODELS
 from .utils import check_ndim, check_same_shape, float32_math
 
 LOSS_NAME = 'PixelWiseLoss'
+
+
+@float32_math
+def pixel_kl_map(logits_S: Tensor, logits_T: Tensor,
+                 tau: float = 1.0) -> Tensor:
+    """Per-pixel KL divergence between teacher and student class scores.
+
+    ``kl[n, h, w] = tau^2 * sum_k pT_k (log pT_k - log pS_k)`` with
+    ``p = softmax(logits / tau)`` over the K classes. Its mean over
+    ``n, h, w`` is the pixel-wise loss (:func:`pixel_wise_kl`). No shape
+    checks: callers check the shapes with their own loss's name.
+
+    Args:
+        logits_S: student logits (N, K, H, W).
+        logits_T: teacher logits (N, K, H, W); no gradient reaches it.
+        tau: temperature.
+
+    Returns:
+        Tensor: per-pixel divergences of shape (N, H, W).
+    """
+    log_p_S = F.log_softmax(logits_S / tau, dim=1)
+    log_p_T = F.log_softmax(logits_T.detach() / tau, dim=1)
+    # xlogy-style: log_softmax is finite, so pT = 0 gives 0 * finite = 0.
+    return tau**2 * (log_p_T.exp() * (log_p_T - log_p_S)).sum(dim=1)
 
 
 @float32_math
@@ -53,11 +81,7 @@ def pixel_wise_kl(preds_S: Tensor,
         what='spatial sizes',
         hint='Resize the logits to a common size (e.g. F.interpolate) or '
         'record both at the same stage (e.g. the decode heads\' outputs).')
-    log_prob_S = F.log_softmax(preds_S / tau, dim=1)
-    log_prob_T = F.log_softmax(preds_T.detach() / tau, dim=1)
-    # xlogy-style: log_softmax is finite, so pT = 0 gives 0 * finite = 0.
-    kl = (log_prob_T.exp() * (log_prob_T - log_prob_S)).sum(dim=1)
-    return tau**2 * kl.mean()
+    return pixel_kl_map(preds_S, preds_T, tau).mean()
 
 
 @MODELS.register_module()

@@ -1,10 +1,13 @@
-"""Structural (SSIM) distillation for detection (de Rijk et al., NeurIPS 2022).
+"""Structural (SSIM) distillation for detection.
 
-The l2 feature-imitation loss on the neck outputs is replaced by
-``1 - SSIM(S', T')``: the student matches the local means, variances and
-correlation of the teacher's features rather than their raw values.
+P. de Rijk, L. Schneider, M. Cordts, D. M. Gavrila, *Structural Knowledge
+Distillation for Object Detection*, NeurIPS 2022. The l2 feature-imitation
+loss on the neck outputs is replaced by ``1 - SSIM(S', T')``: the student
+matches the local means, variances and correlation of the teacher's features
+rather than their raw values.
 
-Definition, per feature level (METHODS.md, section 3):
+Definition, per feature level, for student and teacher maps of the same
+shape (N, C, H, W):
 
 * ``S'``, ``T'``: the level min-max rescaled to [0, 1]
   (``normalize='sample'``: per sample over C, H, W, the paper's choice;
@@ -31,15 +34,14 @@ xy) are stacked channels-last and blurred by one pair of depthwise 1-D
 convolutions (the Gaussian window is separable); the mean's gradient is
 derived by hand and computed in the same pass, so the backward only scales
 it. On CPU this runs over chunks of channels small enough to stay in cache
-(``CPU_CHUNK_ELEMENTS``), spread over the intra-op threads (each thread a
-whole chunk, see :func:`_for_each_chunk`); on GPU over all channels at once.
+(``CPU_CHUNK_ELEMENTS``), one after the other (each operation uses torch's
+intra-op threads as set by the caller); on GPU over all channels at once.
 Only the gradient map is kept between forward and backward.
 :func:`ssim_map` is the same formula through plain autograd (for inspection
 and tests).
 """
 import math
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -60,10 +62,6 @@ RESCALE_EPS = 1e-6
 # of float32): the chunk stays in cache between its steps. Much smaller
 # chunks pay per-operation overhead, much larger ones main-memory traffic.
 CPU_CHUNK_ELEMENTS = 2**21
-# Spreading chunks over Python threads relies on each thread having its own
-# OpenMP thread count; torch's native thread pool cannot be resized.
-_OPENMP_BACKEND = ('parallel backend: OpenMP'
-                   in torch.__config__.parallel_info())
 
 
 def gaussian_window_1d(size: int,
@@ -275,34 +273,6 @@ def _blur_channels_last(maps: Tensor, window: Tensor,
     return out.reshape(batch, out.shape[1], out.shape[2], groups, channels)
 
 
-def _for_each_chunk(work: Callable[[int], Tensor], starts: List[int],
-                    device: torch.device) -> List[Tensor]:
-    """``[work(start) for start in starts]``, spread over CPU threads.
-
-    With several intra-op threads on CPU, each worker thread runs whole
-    chunks with single-threaded operations instead of every small operation
-    being split across all threads. The result is the same; it avoids one
-    thread barrier per operation, which on a busy machine (a thread
-    descheduled by another process) can cost more than the work itself.
-    ``torch.set_num_threads`` is restored on return.
-    """
-
-    def run(start: int) -> Tensor:
-        with torch.no_grad():  # grad mode is per thread
-            return work(start)
-
-    threads = torch.get_num_threads()
-    if device.type != 'cpu' or threads == 1 or len(starts) == 1 \
-            or not _OPENMP_BACKEND:
-        return [run(start) for start in starts]
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-            return list(pool.map(run, starts))
-    finally:
-        torch.set_num_threads(threads)
-
-
 class _MeanSSIM(Function):
     """Mean of :func:`ssim_map`, its gradient computed during the forward.
 
@@ -371,8 +341,7 @@ class _MeanSSIM(Function):
                     0, 3, 1, 2)
             return total
 
-        sums = _for_each_chunk(chunk_sum, list(range(0, channels, step)),
-                               x.device)
+        sums = [chunk_sum(start) for start in range(0, channels, step)]
         ctx.save_for_backward(grad_x, grad_y)
         return torch.stack(sums).sum().to(x.dtype)
 

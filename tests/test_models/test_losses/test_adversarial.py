@@ -1,6 +1,5 @@
-"""Tests of SKD's holistic (adversarial) losses and the non-finite guard."""
-import io
-
+"""Tests of SKD's holistic (adversarial) losses (the non-finite guard used
+in the critic step: tests/test_models/test_utils/test_nonfinite_guard.py)."""
 import pytest
 import torch
 from torch import nn
@@ -12,8 +11,7 @@ from mmstructkd.models.losses.adversarial import (AdversarialGeneratorLoss,
                                                   discriminator_loss,
                                                   frozen_discriminator_scores,
                                                   gradient_penalty)
-from mmstructkd.models.losses.nonfinite_guard import (NonFiniteGuard,
-                                                      nonfinite_terms)
+from mmstructkd.models.utils import NonFiniteGuard
 from mmstructkd.registry import MODELS
 
 N, K, H, W = 3, 5, 13, 17
@@ -414,86 +412,3 @@ def test_losses_built_from_registry():
         AdversarialGeneratorLoss)
     built = MODELS.build(dict(type='DiscriminatorLoss', loss_type='hinge'))
     assert isinstance(built, DiscriminatorLoss) and built.loss_type == 'hinge'
-
-
-# --------------------------------------------------------------------------
-# non-finite guard
-
-NAN, INF = float('nan'), float('inf')
-
-
-def test_nonfinite_terms_names_offenders():
-    losses = dict(
-        loss_d_real=torch.tensor(1.0),
-        loss_gp=torch.tensor([1.0, INF]),
-        levels=[torch.tensor(1.0), torch.tensor([[NAN]])],
-        accuracy=torch.tensor(3),
-        grad_norm=NAN,
-        finite_number=2.5,
-        note='ignored')
-    assert nonfinite_terms(losses) == ['loss_gp', 'levels[1]', 'grad_norm']
-    assert nonfinite_terms(dict(a=torch.ones(2), b=1.0)) == []
-
-
-def test_guard_counts_and_resets_on_good_step():
-    guard = NonFiniteGuard(max_consecutive=3)
-    assert guard.check({'loss': torch.tensor(1.0)})
-    assert not guard.check({'loss': torch.tensor(NAN)})
-    assert (guard.num_checked, guard.num_skipped,
-            guard.num_consecutive) == (2, 1, 1)
-    assert not guard.check({'loss': torch.tensor(-INF)})
-    assert guard.num_consecutive == 2
-    assert guard.check({'loss': torch.tensor(0.5)})
-    assert (guard.num_checked, guard.num_skipped,
-            guard.num_consecutive) == (4, 2, 0)
-    # Two more bad steps after the reset stay below the limit of 3.
-    assert not guard.check({'loss': torch.tensor(NAN)})
-    assert not guard.check({'loss': torch.tensor(NAN)})
-
-
-def test_guard_raises_after_max_consecutive():
-    guard = NonFiniteGuard(
-        max_consecutive=3, name='discriminator',
-        option='model.nonfinite_guard.max_consecutive')
-    bad = dict(loss_d_real=torch.tensor(1.0), loss_gp=torch.tensor(NAN),
-               loss_d_fake=torch.tensor(INF))
-    assert not guard.check(bad)
-    assert not guard.check(bad)
-    with pytest.raises(RuntimeError) as info:
-        guard.check(bad, step=4120)
-    message = str(info.value)
-    assert 'discriminator' in message
-    assert 'loss_gp, loss_d_fake' in message and 'loss_d_real' not in message
-    assert '3 steps in a row' in message
-    assert 'iteration 4120' in message
-    assert '`model.nonfinite_guard.max_consecutive` (now 3)' in message
-
-
-def test_guard_state_survives_resume():
-    guard = NonFiniteGuard(max_consecutive=3)
-    guard.check({'loss': torch.tensor(1.0)})
-    guard.check({'loss': torch.tensor(NAN)})
-    guard.check({'loss': torch.tensor(NAN)})
-    buffer = io.BytesIO()
-    torch.save(guard.state_dict(), buffer)
-    buffer.seek(0)
-
-    resumed = NonFiniteGuard(max_consecutive=3)
-    resumed.load_state_dict(torch.load(buffer, weights_only=True))
-    assert resumed.state_dict() == guard.state_dict()
-    assert (resumed.num_checked, resumed.num_skipped,
-            resumed.num_consecutive) == (3, 2, 2)
-    with pytest.raises(RuntimeError, match='3 steps in a row'):
-        resumed.check({'loss': torch.tensor(NAN)})
-
-
-def test_guard_settings_and_bad_state():
-    never = NonFiniteGuard(max_consecutive=None)
-    for _ in range(50):
-        assert not never.check({'loss': NAN})
-    assert never.num_skipped == 50
-    with pytest.raises(ValueError, match='max_consecutive must be >= 1'):
-        NonFiniteGuard(max_consecutive=0)
-    with pytest.raises(KeyError, match='num_consecutive'):
-        NonFiniteGuard().load_state_dict(
-            dict(num_checked=1, num_skipped=0))

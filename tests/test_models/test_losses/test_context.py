@@ -7,7 +7,9 @@ from torch.utils._pytree import tree_flatten
 
 from mmstructkd.models.losses.context import (ContextLoss,
                                               context_relation_kl,
-                                              context_relation_kl_naive)
+                                              context_relation_kl_naive,
+                                              relation_kl_rows,
+                                              unit_positions)
 from mmstructkd.registry import MODELS
 
 
@@ -89,6 +91,22 @@ def test_chunked_matches_naive_odd_sizes_three_images():
     (grad, ) = torch.autograd.grad(value, preds_S)
     torch.testing.assert_close(value, naive)
     torch.testing.assert_close(grad, grad_naive)
+
+
+def test_relation_kl_rows_blocks_make_up_the_loss(reference):
+    # The per-row formula that the naive loss and the visualisation share:
+    # any block of rows is a slice of all rows, whose mean is the loss.
+    preds_S, preds_T = make_pair()
+    unit_S, unit_T = unit_positions(preds_S, preds_T)
+    assert unit_S.shape == (2, 63, 5) and unit_T.shape == (2, 63, 4)
+    rows = relation_kl_rows(unit_S, unit_T, 0.1)
+    assert rows.shape == (2, 63)
+    block = relation_kl_rows(unit_S, unit_T, 0.1, images=slice(1, 2),
+                             rows=slice(5, 17))
+    torch.testing.assert_close(block, rows[1:2, 5:17])
+    torch.testing.assert_close(rows.mean(), reference[0])
+    torch.testing.assert_close(
+        rows.mean(), context_relation_kl(preds_S, preds_T, 0.1, 9))
 
 
 def test_float32_math_under_low_precision_inputs():

@@ -155,6 +155,13 @@ def test_channel_chunks_give_the_same_value_and_gradients(
                         5 * 2 * 17 * 19 * 2)
     maps_S, maps_T = random_maps(shape, seed=11)
     threads = torch.get_num_threads()
+
+    def no_thread_change(_):
+        raise AssertionError('the loss changed torch\'s thread count')
+
+    # Chunks run one after the other: the process-wide setting is not
+    # touched, not even temporarily.
+    monkeypatch.setattr(torch, 'set_num_threads', no_thread_change)
     leaf_S = maps_S.clone().requires_grad_()
     leaf_T = maps_T.clone().requires_grad_(teacher_grad)
     value = structural_similarity_loss(leaf_S, leaf_T)
@@ -166,7 +173,6 @@ def test_channel_chunks_give_the_same_value_and_gradients(
     assert value.item() == pytest.approx(ref.item(), rel=1e-10)
     torch.testing.assert_close(leaf_S.grad, ref_S.grad, rtol=1e-7,
                                atol=1e-12)
-    # Chunks may run on worker threads; the thread setting is restored.
     assert torch.get_num_threads() == threads
     if teacher_grad:
         torch.testing.assert_close(leaf_T.grad, ref_T.grad, rtol=1e-7,
