@@ -1,8 +1,8 @@
 """Generate the bundled toy street scenes (``make data``).
 
 Writes the segmentation layout of mmseg and a COCO instance set from the same
-synthetic scenes (see ``mmstructkd/datasets/toy_scenes.py`` for the scene
-model and the exact layout). Deterministic and idempotent: the same arguments
+synthetic scenes (see ``mmstructkd/toy_data/`` for the scene model and
+the exact layout). Deterministic and idempotent: the same arguments
 give byte-identical files, and a second run with them does nothing.
 
 Examples::
@@ -15,8 +15,8 @@ import argparse
 import os.path as osp
 import time
 
-from mmstructkd.datasets.toy_scenes import (DEFAULT_MIN_VISIBLE_AREA,
-                                            generate_toy_scenes, save_montage)
+from mmstructkd.toy_data import (DEFAULT_MIN_VISIBLE_AREA,
+                                 generate_toy_scenes, save_montage)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -11,13 +11,12 @@ import torch
 from mmengine.registry import DefaultScope
 from PIL import Image
 
-from mmstructkd.datasets.toy_scenes import (CLASSES, COCO_CATEGORY_IDS,
-                                            PALETTE, THING_CLASSES,
-                                            ToySceneCocoDataset,
-                                            ToySceneSegDataset,
-                                            generate_toy_scenes, make_scene,
-                                            mask_to_rle, render_scene,
-                                            save_montage, tight_bbox)
+from mmstructkd.datasets.toy_scene_coco import ToySceneCocoDataset
+from mmstructkd.datasets.toy_scene_seg import ToySceneSegDataset
+from mmstructkd.toy_data import (CLASSES, COCO_CATEGORY_IDS, PALETTE,
+                                 THING_CLASSES, generate_toy_scenes,
+                                 make_scene, mask_to_rle, render_scene,
+                                 save_montage, tight_bbox)
 
 NUM_TRAIN, NUM_VAL, SIZE = 8, 4, 64
 SMALL = dict(num_train=NUM_TRAIN, num_val=NUM_VAL, size=SIZE)

@@ -26,7 +26,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import mmstructkd  # noqa: F401  (weights-only loading of Runner checkpoints)
-from mmstructkd.datasets.toy_scenes import CLASSES, THING_CLASSES
+from mmstructkd.toy_data.classes import CLASSES, THING_CLASSES
 
 from conftest import REPO_ROOT, quick_train_options, scalars, toy_config
 

@@ -218,7 +218,7 @@ print("STUDENT_OK", type(model).__name__, len(boxes))
 def test_toy_det_dataset_config_matches_the_toy_scenes():
     # The toy configs use mmdet's CocoDataset with the classes spelled out
     # (so exported students need no mmstructkd); they must stay the toy set's.
-    from mmstructkd.datasets.toy_scenes import THING_CLASSES, THING_PALETTE
+    from mmstructkd.toy_data.classes import THING_CLASSES, THING_PALETTE
     cfg = Config.fromfile(toy_config(CASES['cwd'].config))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[loader].dataset
