@@ -29,41 +29,33 @@ from mmengine.registry import Registry
 
 SCOPE = 'mmstructkd'
 
+
+def _child_registry(name: str, parent: Registry, location: str) -> Registry:
+    """A registry of ours: a child of mmengine's ``parent``, in our scope,
+    filled by importing the package ``location``."""
+    return Registry(name, parent=parent, scope=SCOPE, locations=[location])
+
+
 # Algorithms, distillers, losses, connectors, discriminators.
-MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope=SCOPE,
-    locations=['mmstructkd.models'])
-MODEL_WRAPPERS = Registry(
-    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
-    locations=['mmstructkd.models'])
+MODELS = _child_registry('model', MMENGINE_MODELS, 'mmstructkd.models')
+MODEL_WRAPPERS = _child_registry('model_wrapper', MMENGINE_MODEL_WRAPPERS,
+                                 'mmstructkd.models')
 # Recorders (they are task utilities in mmrazor's vocabulary too).
-TASK_UTILS = Registry(
-    'task util', parent=MMENGINE_TASK_UTILS, scope=SCOPE,
-    locations=['mmstructkd.models'])
+TASK_UTILS = _child_registry('task util', MMENGINE_TASK_UTILS,
+                             'mmstructkd.models')
 
-HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-OPTIM_WRAPPER_CONSTRUCTORS = Registry(
-    'optimizer wrapper constructor',
-    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
-RUNNERS = Registry(
-    'runner', parent=MMENGINE_RUNNERS, scope=SCOPE,
-    locations=['mmstructkd.engine'])
+HOOKS = _child_registry('hook', MMENGINE_HOOKS, 'mmstructkd.engine')
+LOOPS = _child_registry('loop', MMENGINE_LOOPS, 'mmstructkd.engine')
+OPTIM_WRAPPERS = _child_registry('optim_wrapper', MMENGINE_OPTIM_WRAPPERS,
+                                 'mmstructkd.engine')
+OPTIM_WRAPPER_CONSTRUCTORS = _child_registry(
+    'optimizer wrapper constructor', MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    'mmstructkd.engine')
+RUNNERS = _child_registry('runner', MMENGINE_RUNNERS, 'mmstructkd.engine')
 
-DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
-    locations=['mmstructkd.datasets'])
-
+DATASETS = _child_registry('dataset', MMENGINE_DATASETS,
+                           'mmstructkd.datasets')
 
 # Evaluation: metrics that mmseg/mmdet do not have (boundary quality).
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, scope='mmstructkd',
-    locations=['mmstructkd.evaluation'])
+METRICS = _child_registry('metric', MMENGINE_METRICS,
+                          'mmstructkd.evaluation')

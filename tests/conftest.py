@@ -1,7 +1,5 @@
 """Shared fixtures: a tiny toy data set, a toy teacher checkpoint, and
 helpers to run the tools and read what they wrote."""
-import glob
-import json
 import os
 import os.path as osp
 import subprocess
@@ -111,8 +109,7 @@ def last_checkpoint(work_dir):
 
 
 def scalars(work_dir):
-    """The json log lines mmengine's logger wrote (train and val)."""
-    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    assert files, f'no scalars.json under {work_dir}'
-    with open(sorted(files)[-1]) as f:
-        return [json.loads(line) for line in f]
+    """The json log lines mmengine's logger wrote (train and val), read by
+    the package's one reader (the newest timestamped run of the work dir)."""
+    from mmstructkd.utils.training_logs import load_scalars
+    return load_scalars(work_dir)

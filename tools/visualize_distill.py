@@ -36,7 +36,6 @@ Usage:
 """
 import argparse
 import copy
-import inspect
 import os
 import os.path as osp
 import sys
@@ -54,6 +53,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstructkd  # noqa: E402,F401  (registries, weights-only loading)
 from mmstructkd.models.losses.adversarial import \
     frozen_discriminator_scores  # noqa: E402
+from mmstructkd.models.state_dicts import \
+    checkpoint_state_dict  # noqa: E402
 from mmstructkd.registry import MODELS  # noqa: E402
 from mmstructkd.visualization import (VisContext, load_scalars,  # noqa: E402
                                       paint_loss, paint_predictions)
@@ -119,9 +120,7 @@ def build_algorithm(cfg: Config, checkpoint: str, device: str):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist.')
     # mmengine's loader; weights-only unpickling (see mmstructkd.utils).
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+    state = checkpoint_state_dict(ckpt)
     if any(k.startswith(STUDENT_PREFIX) for k in state):
         target, what = algorithm, 'distillation checkpoint'
     else:
@@ -214,16 +213,10 @@ def loss_inputs(algorithm, inputs: torch.Tensor,
                        f'{sorted(distiller.loss_forward_mappings)}.')
     out = {}
     with torch.no_grad():
-        for name, mapping in distiller.loss_forward_mappings.items():
+        for name in distiller.loss_forward_mappings:
             if names and name not in names:
                 continue
-            kwargs = {arg: distiller.get_record(spec)
-                      for arg, spec in mapping.items()}
-            params = inspect.signature(
-                distiller.distill_losses[name].forward).parameters
-            kwargs.update({k: v for k, v in context.items()
-                           if k in params and k not in kwargs})
-            out[name] = kwargs
+            out[name] = distiller.loss_arguments(name, **context)
     return out
 
 

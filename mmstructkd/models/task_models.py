@@ -13,7 +13,6 @@ from typing import Optional, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
-from mmengine.registry import DefaultScope
 from torch import nn
 
 # Task packages searched, in order, for a model type given without a scope.
@@ -130,10 +129,44 @@ def infer_scope(type_name: str) -> Optional[str]:
             importlib.import_module(f'{scope}.registry')
         except ImportError:
             continue
-        registry = ROOT_MODELS._search_child(scope)
-        if registry is not None and registry.get(type_name) is not None:
-            return scope
+        # Yields the scope's own registry (the root one if it has none).
+        with ROOT_MODELS.switch_scope_and_registry(scope) as registry:
+            if registry.scope == scope and \
+                    registry.get(type_name) is not None:
+                return scope
     return None
+
+
+def resolve_model_config(cfg: dict) -> Tuple[ConfigDict, Optional[str]]:
+    """The model config of a student/teacher and the scope it builds in.
+
+    Args:
+        cfg: a model config dict (its scope: ``_scope_``, else the task
+            package that registers its type, see :func:`infer_scope`), or
+            ``dict(cfg_path=..., cfg_options=...)`` (the ``model`` of that
+            config, with the config's ``data_preprocessor`` when the model
+            has none; its scope: the model's ``_scope_``, else the config's
+            ``default_scope``). No
+            weights are looked up: ``pretrained`` is the caller's.
+
+    Returns:
+        ``(model config without _scope_, scope)``; the scope is None when
+        no task package registers the type.
+    """
+    cfg = copy.deepcopy(dict(cfg))
+    if 'cfg_path' in cfg:
+        full_cfg, scope = load_model_config(
+            cfg['cfg_path'], False, cfg.get('cfg_options'))
+        model_cfg = ConfigDict(full_cfg.model)
+        if 'data_preprocessor' not in model_cfg and \
+                'data_preprocessor' in full_cfg:
+            model_cfg.data_preprocessor = full_cfg.data_preprocessor
+        # A scope the model itself names wins over the config's default.
+        return model_cfg, model_cfg.pop('_scope_', None) or scope
+    model_cfg = ConfigDict(cfg)
+    scope = model_cfg.pop('_scope_', None) or \
+        infer_scope(model_cfg.get('type', ''))
+    return model_cfg, scope
 
 
 def build_task_model(cfg: Union[dict, nn.Module], role: str) -> nn.Module:
@@ -148,7 +181,6 @@ def build_task_model(cfg: Union[dict, nn.Module], role: str) -> nn.Module:
     """
     if isinstance(cfg, nn.Module):
         return cfg
-    cfg = copy.deepcopy(dict(cfg))
     if 'cfg_path' in cfg:
         extra = set(cfg) - {'cfg_path', 'pretrained', 'cfg_options'}
         if extra:
@@ -160,30 +192,17 @@ def build_task_model(cfg: Union[dict, nn.Module], role: str) -> nn.Module:
         # The model-zoo weights of pretrained=True are looked up and loaded
         # by the algorithm (model_zoo_checkpoint), strictly.
         check_pretrained_flag(cfg, role)
-        full_cfg, scope = load_model_config(
-            cfg['cfg_path'], False, cfg.get('cfg_options'))
-        model_cfg = ConfigDict(full_cfg.model)
-        if 'data_preprocessor' not in model_cfg and \
-                'data_preprocessor' in full_cfg:
-            model_cfg.data_preprocessor = full_cfg.data_preprocessor
-        model_cfg.setdefault('_scope_', scope)
-    else:
-        model_cfg = ConfigDict(cfg)
-        if '_scope_' not in model_cfg:
-            scope = infer_scope(model_cfg.get('type', ''))
-            if scope is None:
-                raise KeyError(
-                    f'{role}: model type {model_cfg.get("type")!r} is not '
-                    f'registered in {TASK_SCOPES}; prefix it with its '
-                    f'package (e.g. "mmseg.EncoderDecoder") or give '
-                    f'_scope_.')
-            model_cfg._scope_ = scope
-    scope = model_cfg.pop('_scope_')
+    model_cfg, scope = resolve_model_config(cfg)
+    if scope is None:
+        raise KeyError(
+            f'{role}: model type {model_cfg.get("type")!r} is not '
+            f'registered in {TASK_SCOPES}; prefix it with its '
+            f'package (e.g. "mmseg.EncoderDecoder") or give '
+            f'_scope_.')
     importlib.import_module(f'{scope}.registry')
     # Build inside the task package's scope so every nested component
     # (backbone, heads, losses, data preprocessor) resolves there.
-    with DefaultScope.overwrite_default_scope(scope):
-        registry = ROOT_MODELS._search_child(scope)
+    with ROOT_MODELS.switch_scope_and_registry(scope) as registry:
         try:
             _register_all(scope)
         except ImportError:

@@ -2,9 +2,10 @@
 
 mmengine resolves ``package::`` config paths (in ``_base_`` and in a
 distillation model's ``cfg_path``) only for packages in its table of known
-OpenMMLab packages; mmrazor is there, we add ourselves on import. The
-configs are found in ``mmstructkd/.mim/configs`` (a link to ``configs/`` in a
-source checkout, a copy in an installed build; see setup.py).
+OpenMMLab packages; mmrazor is there, :func:`register_config_package` adds
+this one. The configs are found in ``mmstructkd/.mim/configs`` (a link to
+``configs/`` in a source checkout, a copy in an installed build; see
+setup.py).
 """
 from mmengine.config import utils as config_utils
 

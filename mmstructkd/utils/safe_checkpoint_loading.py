@@ -9,13 +9,15 @@ Runner writes hold a few non-tensor objects (the message hub's
 The fix keeps the weights-only unpickler (the security boundary against
 malicious pickles) and allow-lists exactly those types with
 ``torch.serialization.add_safe_globals``. Anything else a pickle asks for,
-e.g. ``os.system``, is still refused. Importing ``mmstructkd`` applies it.
+e.g. ``os.system``, is still refused.
 """
 import pickle
 from typing import List
 
 import numpy as np
 import torch
+
+from .mmengine_private import history_buffer_statistics
 
 
 def mmengine_checkpoint_globals() -> List[object]:
@@ -50,10 +52,8 @@ def _history_buffer_getattr(obj, name):
     object; this one resolves only those methods and refuses the rest.
     """
     from mmengine.logging import HistoryBuffer
-    allowed = set(HistoryBuffer._statistics_methods) | {
-        'min', 'max', 'current', 'mean'
-    }
-    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+    if obj is HistoryBuffer and isinstance(name, str) and \
+            name in history_buffer_statistics():
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint: '

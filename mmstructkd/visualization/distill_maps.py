@@ -242,12 +242,17 @@ def stage_boundary_maps(feats_S: Tensor, feats_T: Tensor,
 @torch.no_grad()
 def ssim_level_maps(level_S: Tensor,
                     level_T: Tensor,
-                    window_size: int = 11,
-                    sigma: float = 1.5,
-                    k1: float = 0.01,
-                    k2: float = 0.03,
-                    normalize: str = 'sample') -> Dict[str, Tensor]:
+                    normalize: str = 'sample',
+                    **options) -> Dict[str, Tensor]:
     """What the SSIM loss compares on one FPN level, for image 0.
+
+    Args:
+        level_S: student level (N, C, H, W).
+        level_T: teacher level, same shape.
+        normalize: the loss's min-max rescaling, see
+            :func:`~mmstructkd.models.losses.ssim.min_max_rescale`.
+        options: the loss's ``window_size``, ``sigma``, ``k1``, ``k2``, see
+            :func:`~mmstructkd.models.losses.ssim.ssim_constants`.
 
     Returns:
         dict with ``teacher`` and ``student``: the maps min-max rescaled as
@@ -258,7 +263,7 @@ def ssim_level_maps(level_S: Tensor,
     """
     s = min_max_rescale(level_S[:1].detach().float().cpu(), normalize)
     t = min_max_rescale(level_T[:1].detach().float().cpu(), normalize)
-    ssim = ssim_map(s, t, window_size, sigma, k1, k2)
+    ssim = ssim_map(s, t, **options)
     return dict(
         teacher=t[0],
         student=s[0],

@@ -1,4 +1,5 @@
-"""Read mmengine's ``scalars.json`` training logs.
+"""Select, group and smooth the series of mmengine's ``scalars.json`` logs
+(read by :mod:`mmstructkd.utils.training_logs`).
 
 mmengine's ``LocalVisBackend`` writes one JSON object per line to
 ``<work_dir>/<timestamp>/vis_data/scalars.json``: training lines carry the
@@ -7,12 +8,11 @@ of ``DistillLossWeightScheduleHook`` (``distill_weight.*``), ``lr``,
 ``iter`` and ``step``; validation lines carry the metrics and ``step``.
 """
 import fnmatch
-import glob
-import json
-import os.path as osp
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+
+from mmstructkd.utils.training_logs import find_scalars, load_scalars
 
 __all__ = [
     'DEFAULT_KEY_PATTERNS', 'KEY_GROUPS', 'find_scalars', 'load_scalars',
@@ -32,39 +32,6 @@ COUNTERS = ('nonfinite.skipped', )
 # Duplicates left out unless named exactly: the critic's ``d_total`` is its
 # ``loss`` (the sum of its loss terms).
 REDUNDANT_KEYS = ('disc.d_total', )
-
-
-def find_scalars(path: str) -> str:
-    """``path`` itself if it is a file, else the newest
-    ``*/vis_data/scalars.json`` (or ``vis_data/scalars.json``) under the
-    work dir ``path``."""
-    if osp.isfile(path):
-        return path
-    candidates = sorted(
-        glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')) +
-        glob.glob(osp.join(path, 'vis_data', 'scalars.json')),
-        key=osp.getmtime)
-    if not candidates:
-        raise FileNotFoundError(
-            f'{path!r} is neither a scalars.json file nor a work dir with '
-            f'<timestamp>/vis_data/scalars.json in it.')
-    return candidates[-1]
-
-
-def load_scalars(path: str) -> List[dict]:
-    """The log's records, in order (blank lines skipped)."""
-    records = []
-    with open(find_scalars(path)) as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f'{path}: line {number} is not JSON ({e}).') from None
-    return records
 
 
 def series(records: Sequence[dict],

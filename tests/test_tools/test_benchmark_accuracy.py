@@ -3,15 +3,13 @@ summary, on the tiny toy set with a few iterations per run."""
 import json
 import math
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, run_tool, scalars
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-import benchmark_accuracy  # noqa: E402
+from mmstructkd.benchmarks import accuracy as benchmark_accuracy
+from mmstructkd.benchmarks.training_logs import final_metrics
 
 
 SKD_PI_TAG = 'skd_pi_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes'
@@ -153,7 +151,6 @@ def test_detection_held_out_config_points_at_the_holdout_json(tmp_path):
 def test_final_metrics_reads_detection_logs(tmp_path):
     """Detection teachers are cached through the same helper as the
     segmentation one: it must read their bbox mAP, not look for mIoU."""
-    import demo
     vis = tmp_path / '20260101_000000' / 'vis_data'
     vis.mkdir(parents=True)
     lines = [dict(loss=1.0, time=0.5, step=1), dict(loss=0.9, time=0.3, step=2),
@@ -161,7 +158,7 @@ def test_final_metrics_reads_detection_logs(tmp_path):
              {'coco/bbox_mAP': 0.123, 'step': 3}]
     (vis / 'scalars.json').write_text(
         '\n'.join(json.dumps(x) for x in lines) + '\n')
-    got = demo.final_metrics(str(tmp_path), 'coco/bbox_mAP')
+    got = final_metrics(str(tmp_path), 'coco/bbox_mAP')
     assert got == {'coco/bbox_mAP': 0.123, 'time_per_iter': 0.35}
     with pytest.raises(SystemExit, match='mIoU'):
-        demo.final_metrics(str(tmp_path))
+        final_metrics(str(tmp_path))

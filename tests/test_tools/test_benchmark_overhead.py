@@ -5,15 +5,12 @@ writes JSON + Markdown with a row per requested config and the command."""
 import json
 import math
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 from conftest import REPO_ROOT, run_tool
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-import benchmark_overhead  # noqa: E402
+from mmstructkd.benchmarks import overhead as benchmark_overhead
 
 TOY_SEG = ('configs/toy/skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_'
            '1xb8-2k_toyscenes.py')

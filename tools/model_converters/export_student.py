@@ -30,12 +30,12 @@ import re
 import sys
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmstructkd  # noqa: E402,F401  (weights-only loading of the ckpt)
-from mmstructkd.models.task_models import load_model_config  # noqa: E402
+from mmstructkd.models.task_models import resolve_model_config  # noqa: E402
 from mmstructkd.utils.config_data import (ConfigNotDataError,  # noqa: E402
                                           parse_config_data)
 
@@ -45,28 +45,6 @@ PLAIN_LOOPS = {'val_cfg': dict(type='ValLoop'),
                'test_cfg': dict(type='TestLoop')}
 
 
-def student_model_config(distill_cfg: Config) -> ConfigDict:
-    """The student's model config dict, with its scope as ``_scope_``."""
-    arch = copy.deepcopy(distill_cfg.model.architecture)
-    if 'cfg_path' in arch:
-        student_cfg, scope = load_model_config(
-            arch.cfg_path, cfg_options=arch.get('cfg_options'))
-        model = ConfigDict(student_cfg.model)
-        if 'data_preprocessor' not in model and \
-                'data_preprocessor' in student_cfg:
-            model.data_preprocessor = student_cfg.data_preprocessor
-    else:
-        model = ConfigDict(arch)
-        scope = model.pop('_scope_', None) or \
-            _infer_scope(model.get('type', ''))
-    return model, scope
-
-
-def _infer_scope(type_name):
-    from mmstructkd.models.task_models import infer_scope
-    return infer_scope(type_name)
-
-
 def _is_ours(value) -> bool:
     return isinstance(value, dict) and str(value.get('type', '')).startswith(
         'mmstructkd.')
@@ -74,7 +52,9 @@ def _is_ours(value) -> bool:
 
 def plain_student_config(distill_cfg: Config) -> Config:
     """Turn a distillation config into the student's plain task config."""
-    model, scope = student_model_config(distill_cfg)
+    # Checked beforehand when the config comes from a checkpoint
+    # (check_untrusted_student_source): a cfg_path loads a config file.
+    model, scope = resolve_model_config(distill_cfg.model.architecture)
     cfg_dict = copy.deepcopy(distill_cfg.to_dict())
     cfg_dict['model'] = model.to_dict() if hasattr(model, 'to_dict') \
         else dict(model)

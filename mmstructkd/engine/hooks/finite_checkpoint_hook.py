@@ -3,12 +3,12 @@ import os.path as osp
 from typing import List, Optional
 
 from mmengine.hooks import CheckpointHook
-from mmengine.model import is_model_wrapper
 
 from mmstructkd.engine.runner.checkpoint_utils import (
     flatten_tensors, listed, nonfinite_checkpoint_tensors)
 from mmstructkd.models.utils.distributed import all_ranks_agree
 from mmstructkd.models.utils.finite_state import nonfinite_tensors
+from mmstructkd.models.utils.model_wrappers import unwrap_model
 from mmstructkd.registry import HOOKS
 
 ADVICE = ('resume (--resume picks the last finite checkpoint) with a lower '
@@ -71,9 +71,8 @@ class FiniteCheckpointHook(CheckpointHook):
                 f'diverged: {ADVICE}')
 
     def _refuse_nonfinite(self, runner, name: str) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        named = list(flatten_tensors('state_dict', model.state_dict()))
+        named = list(flatten_tensors('state_dict',
+                                     unwrap_model(runner.model).state_dict()))
         optim_wrapper = getattr(runner, 'optim_wrapper', None)
         if optim_wrapper is not None and hasattr(optim_wrapper,
                                                  'state_dict'):

@@ -3,8 +3,8 @@ import math
 from typing import Dict, Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from mmstructkd.models.utils.model_wrappers import unwrap_model
 from mmstructkd.registry import HOOKS
 
 POLICIES = ('constant', 'step', 'cosine')
@@ -96,13 +96,8 @@ class DistillLossWeightScheduleHook(Hook):
         self.stop_distill_iter = stop_distill_iter
         self.skip_teacher_after_stop = skip_teacher_after_stop
 
-    @staticmethod
-    def _algorithm(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def before_train(self, runner) -> None:
-        distiller = self._algorithm(runner).distiller
+        distiller = unwrap_model(runner.model).distiller
         unknown = set(self.schedules) - set(distiller.distill_losses) - {
             'default'
         }
@@ -145,7 +140,7 @@ class DistillLossWeightScheduleHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        algorithm = self._algorithm(runner)
+        algorithm = unwrap_model(runner.model)
         distiller = algorithm.distiller
         factors = self.factors(runner.iter, runner.max_iters,
                                list(distiller.distill_losses))

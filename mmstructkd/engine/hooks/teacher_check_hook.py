@@ -2,11 +2,11 @@
 import math
 from typing import Optional
 
-import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
+from mmstructkd.engine.runner.teacher_evaluation import evaluate_teacher
+from mmstructkd.models.utils.model_wrappers import unwrap_model
 from mmstructkd.registry import HOOKS
 
 
@@ -49,8 +49,7 @@ class TeacherCheckHook(Hook):
         self.teacher_metrics = {}
 
     def before_train(self, runner) -> None:
-        model = runner.model
-        algorithm = model.module if is_model_wrapper(model) else model
+        algorithm = unwrap_model(runner.model)
         report = getattr(algorithm, 'teacher_load_report', None)
         if report is None:
             raise TeacherCheckError(
@@ -85,18 +84,11 @@ class TeacherCheckHook(Hook):
                 f'one meant for this teacher config or data. Nothing was '
                 f'trained.')
 
-    @torch.no_grad()
     def evaluate_teacher(self, runner, teacher) -> float:
+        """The teacher's ``metric`` on (``max_batches`` of) the val set."""
         loop = runner.val_loop
-        evaluator = loop.evaluator
-        seen = 0
-        for idx, data_batch in enumerate(loop.dataloader):
-            if self.max_batches is not None and idx >= self.max_batches:
-                break
-            outputs = teacher.val_step(data_batch)
-            evaluator.process(data_samples=outputs, data_batch=data_batch)
-            seen += len(outputs)
-        metrics = evaluator.evaluate(seen)
+        metrics = evaluate_teacher(teacher, loop.dataloader, loop.evaluator,
+                                   max_batches=self.max_batches)
         self.teacher_metrics = metrics
         if self.metric not in metrics:
             raise TeacherCheckError(

@@ -1,10 +1,10 @@
 """One optimizer per part of the model (student, adversarial critic)."""
 from typing import Dict
 
-from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 from torch import nn
 
+from mmstructkd.models.utils.model_wrappers import unwrap_model
 from mmstructkd.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 # The key whose optimizer takes every parameter not claimed by another key.
@@ -57,8 +57,7 @@ class SeparateOptimWrapperConstructor:
         self.optim_wrapper_cfg = optim_wrapper_cfg
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap_model(model)
         children = dict(model.named_children())
         wrappers = {}
         claimed = set()

@@ -4,12 +4,13 @@
 ``Config.fromstring(checkpoint['meta']['config'])`` when that key exists
 (mmcv 1.x era checkpoints wrote it; mmengine itself writes ``meta['cfg']``,
 which it never executes), only to read ``gpu_ids`` from it. That executes
-Python from the checkpoint file. On import, mmengine's checkpoint loader
-(``CheckpointLoader.load_checkpoint``, used by ``Runner.load_checkpoint``,
-``resume``, ``load_from`` and ``init_model``) is wrapped so that every
-loaded checkpoint has ``meta['config']`` replaced by ``gpu_ids = [...]``
-read as data (:mod:`mmstructkd.utils.config_data`), or removed. The GPU
-count check of resume still works; nothing else reads that key.
+Python from the checkpoint file. :func:`guard_checkpoint_loader` wraps
+mmengine's checkpoint loader (``CheckpointLoader.load_checkpoint``, used by
+``Runner.load_checkpoint``, ``resume``, ``load_from`` and ``init_model``) so
+that every loaded checkpoint has ``meta['config']`` replaced by
+``gpu_ids = [...]`` read as data (:mod:`mmstructkd.utils.config_data`), or
+removed. The GPU count check of resume still works; nothing else reads that
+key.
 """
 from typing import Any
 

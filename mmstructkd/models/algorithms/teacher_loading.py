@@ -15,13 +15,14 @@ then (such weights cannot be loaded, only silently skipped), and so is a
 checkpoint none of whose keys fit.
 """
 import os.path as osp
-import re
 from collections import OrderedDict
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
+
+from ..state_dicts import checkpoint_state_dict
 
 # Keys a checkpoint may lack without consequence: BatchNorm's step counter
 # is only used when momentum is None, and older checkpoints omit it.
@@ -87,22 +88,14 @@ def read_checkpoint(path: str, what: str = 'teacher_ckpt') -> Dict:
     return checkpoint
 
 
-def checkpoint_state_dict(checkpoint: Mapping) -> 'OrderedDict[str, object]':
-    """The state dict of a checkpoint: under ``state_dict`` if there is one,
-    with the ``module.`` prefix of a DDP-wrapped model removed (as mmengine's
-    loader does)."""
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    metadata = getattr(state_dict, '_metadata', None)
-    revised = OrderedDict(
-        (re.sub(r'^module\.', '', k), v) for k, v in state_dict.items())
-    if metadata is not None:
-        revised._metadata = OrderedDict(
-            (re.sub(r'^module\.?', '', k), v) for k, v in metadata.items())
-    return revised
-
-
 def _shape(value) -> Optional[Tuple[int, ...]]:
     return tuple(value.shape) if torch.is_tensor(value) else None
+
+
+def empty_load_report() -> Dict[str, list]:
+    """The report of a model into which no checkpoint was loaded."""
+    return dict(missing_keys=[], unexpected_keys=[], shape_mismatches=[],
+                allowed_keys=[])
 
 
 def compare_state_dicts(

@@ -15,6 +15,7 @@ from torch import nn
 
 from mmstructkd.registry import MODELS
 from ..recorders import ModuleOutputs, RecorderManager
+from ..utils.build import build_in_scope
 
 # Keys a mapping entry may have besides the loss argument it fills.
 MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx',
@@ -22,14 +23,6 @@ MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx',
 # Keyword-only arguments the algorithm provides at each step (not recorded):
 # the adversarial critic and the preprocessed image batch.
 CONTEXT_ARGS = ('discriminator', 'image')
-
-
-def _build_in_scope(cfg):
-    if isinstance(cfg, nn.Module):
-        return cfg
-    cfg = dict(cfg)
-    cfg.setdefault('_scope_', 'mmstructkd')
-    return MODELS.build(cfg)
 
 
 def _is_number(value) -> bool:
@@ -160,13 +153,13 @@ class ConfigurableDistiller(BaseModule):
         for name, cfg in (distill_losses or {}).items():
             check_loss_weights(name, cfg)
         self.distill_losses = nn.ModuleDict({
-            name: _build_in_scope(cfg)
+            name: build_in_scope(cfg)
             for name, cfg in (distill_losses or {}).items()
         })
         for name, loss in self.distill_losses.items():
             check_loss_weights(name, loss)
         self.connectors = nn.ModuleDict({
-            name: _build_in_scope(cfg)
+            name: build_in_scope(cfg)
             for name, cfg in (connectors or {}).items()
         })
         self.loss_forward_mappings = {
@@ -333,6 +326,33 @@ class ConfigurableDistiller(BaseModule):
             data = self.connectors[connector](data)
         return data
 
+    def loss_arguments(self, loss_name: str, **context) -> Dict[str, Any]:
+        """The keyword arguments of one loss's forward, as
+        ``loss_forward_mappings[loss_name]`` says: the recorded tensors
+        (connectors applied) plus the ``context`` values the loss takes.
+
+        Args:
+            loss_name: a key of ``distill_losses``.
+            context: values the algorithm provides (``discriminator``,
+                ``image``); only those the loss's forward takes are passed,
+                and never over a mapped argument.
+
+        Returns:
+            dict: argument name -> value.
+        """
+        kwargs = {}
+        for arg, spec in self.loss_forward_mappings[loss_name].items():
+            try:
+                kwargs[arg] = self.get_record(spec)
+            except (IndexError, RuntimeError) as e:
+                raise type(e)(
+                    f'loss_forward_mappings[{loss_name!r}][{arg!r}]: '
+                    f'{e}') from None
+        params = self._loss_params[loss_name]
+        kwargs.update({k: v for k, v in context.items()
+                       if k in params and k not in kwargs})
+        return kwargs
+
     def losses_taking(self, arg: str):
         """Names of the losses whose forward takes ``arg``."""
         return [name for name, params in self._loss_params.items()
@@ -350,17 +370,7 @@ class ConfigurableDistiller(BaseModule):
             multiplier = self.loss_weight_multipliers.get(loss_name, 1.0)
             if multiplier == 0:
                 continue
-            kwargs = {}
-            for arg, spec in mapping.items():
-                try:
-                    kwargs[arg] = self.get_record(spec)
-                except (IndexError, RuntimeError) as e:
-                    raise type(e)(
-                        f'loss_forward_mappings[{loss_name!r}][{arg!r}]: '
-                        f'{e}') from None
-            params = self._loss_params[loss_name]
-            kwargs.update({k: v for k, v in context.items()
-                           if k in params and k not in kwargs})
+            kwargs = self.loss_arguments(loss_name, **context)
             try:
                 loss = self.distill_losses[loss_name](**kwargs)
             except ValueError as e:

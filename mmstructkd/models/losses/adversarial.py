@@ -58,6 +58,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mmstructkd.registry import MODELS
+from ..utils.model_wrappers import unwrap_model
 from .utils import float32_math
 
 LOSS_TYPES = ('wgan', 'hinge')
@@ -74,14 +75,6 @@ def check_loss_type(who: str, loss_type: str) -> None:
             f'{who}: loss_type must be one of {LOSS_TYPES}, got '
             f'{loss_type!r}. (The official "wgan-gp" is loss_type="wgan" '
             f'with gp_weight=10.)')
-
-
-def unwrap_model(module: nn.Module) -> nn.Module:
-    """Return the module inside a (Distributed)DataParallel wrapper."""
-    if isinstance(module, (nn.DataParallel,
-                           nn.parallel.DistributedDataParallel)):
-        return module.module
-    return module
 
 
 def _call_discriminator(discriminator: Callable, seg_logits: Tensor,

@@ -49,13 +49,12 @@ from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmstructkd.registry import MODELS
-from .utils import check_ndim, check_same_shape, float32_math, sum_over_levels
+from .utils import LevelSumLoss, check_map_pair, check_ndim, float32_math
 
 LOSS_NAME = 'ContextLoss'
-TensorOrLevels = Union[Tensor, Sequence[Tensor]]
 SPATIAL_HINT = ('The relation matrices are M x M with M = H * W, so both maps '
                 'need the same H x W: resize one of them (e.g. a connector '
                 'that interpolates) or set pool=(h, w) in ContextLoss to '
@@ -78,15 +77,7 @@ def unit_positions(preds_S: Tensor,
         ``(unit_S, unit_T)`` of shapes (N, M, C_S) and (N, M, C_T),
         contiguous.
     """
-    check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
-    check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
-    check_same_shape(
-        LOSS_NAME,
-        preds_S,
-        preds_T,
-        dims=(0, 2, 3),
-        what='batch or spatial sizes',
-        hint=SPATIAL_HINT)
+    check_map_pair(LOSS_NAME, preds_S, preds_T, hint=SPATIAL_HINT)
     # The teacher never receives gradients, whatever the caller passes.
     unit_S = F.normalize(preds_S.flatten(2), dim=1).transpose(1, 2)
     unit_T = F.normalize(preds_T.detach().flatten(2), dim=1).transpose(1, 2)
@@ -293,7 +284,7 @@ def context_relation_kl(preds_S: Tensor,
 
 
 @MODELS.register_module()
-class ContextLoss(nn.Module):
+class ContextLoss(LevelSumLoss):
     """Context distillation of BCD: match row-softmaxed self-relations.
 
     See the module doc for the formula and :func:`context_relation_kl` for
@@ -318,13 +309,15 @@ class ContextLoss(nn.Module):
         torch.Size([])
     """
 
+    LOSS_NAME = LOSS_NAME
+
     def __init__(self,
                  tau: float = 0.1,
                  chunk_size: int = 4096,
                  pool: Optional[Union[int, Tuple[int, int]]] = None,
                  loss_weight: float = 1.0,
                  level_weights: Optional[Sequence[float]] = None) -> None:
-        super().__init__()
+        super().__init__(loss_weight, level_weights)
         _check_tau(tau)
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f'{LOSS_NAME}: chunk_size must be a positive '
@@ -337,10 +330,8 @@ class ContextLoss(nn.Module):
         self.tau = tau
         self.chunk_size = chunk_size
         self.pool = None if pool is None else tuple(pool)
-        self.loss_weight = loss_weight
-        self.level_weights = level_weights
 
-    def _level_loss(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def level_loss(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         if self.pool is not None:
             check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
             check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
@@ -348,14 +339,3 @@ class ContextLoss(nn.Module):
             preds_T = F.adaptive_avg_pool2d(preds_T, self.pool)
         return context_relation_kl(preds_S, preds_T, self.tau,
                                    self.chunk_size)
-
-    def forward(self, preds_S: TensorOrLevels,
-                preds_T: TensorOrLevels) -> Tensor:
-        """Weighted context loss (a scalar).
-
-        Args:
-            preds_S: student features (N, C_S, H, W) or a tuple of levels.
-            preds_T: teacher features (N, C_T, H, W) or as many levels.
-        """
-        return self.loss_weight * sum_over_levels(
-            LOSS_NAME, self._level_loss, preds_S, preds_T, self.level_weights)

@@ -19,17 +19,15 @@ Two ways of choosing the nodes:
   measured by tools/benchmark_losses.py) where the naive version would need
   several 4.3 GB matrices.
 """
-import functools
 from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmstructkd.registry import MODELS
-from .utils import (TensorOrLevels, check_ndim, check_same_shape,
-                    float32_math, sum_over_levels)
+from .utils import LevelSumLoss, check_map_pair, float32_math
 
 LOSS_NAME = 'PairWiseLoss'
 POOL_MODES = ('max', 'avg')
@@ -356,11 +354,8 @@ def pair_wise_loss(preds_S: Tensor,
         >>> feats_T = torch.randn(2, 256, 33, 45)
         >>> pair_wise_loss(feats_S, feats_T, scale=None).backward()
     """
-    check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
-    check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
-    check_same_shape(
-        LOSS_NAME, preds_S, preds_T, dims=(0, 2, 3),
-        what='batch or spatial sizes',
+    check_map_pair(
+        LOSS_NAME, preds_S, preds_T,
         hint='Channel counts may differ, but the maps must cover the same '
         'positions: record both at stages of the same stride, or resize one '
         'map (e.g. F.interpolate) before the loss.')
@@ -379,7 +374,7 @@ def _check_options(scale: Optional[float], pool: str) -> None:
 
 
 @MODELS.register_module()
-class PairWiseLoss(nn.Module):
+class PairWiseLoss(LevelSumLoss):
     """Pair-wise (affinity) distillation loss of SKD.
 
     See :func:`pair_wise_loss`. Given a tuple of feature-pyramid levels (the
@@ -394,31 +389,17 @@ class PairWiseLoss(nn.Module):
         level_weights: one weight per pyramid level; all 1 when None.
     """
 
+    LOSS_NAME = LOSS_NAME
+
     def __init__(self,
                  scale: Optional[float] = 0.5,
                  pool: str = 'max',
                  loss_weight: float = 1.0,
                  level_weights: Optional[Sequence[float]] = None) -> None:
-        super().__init__()
+        super().__init__(loss_weight, level_weights)
         _check_options(scale, pool)
         self.scale = scale
         self.pool = pool
-        self.loss_weight = loss_weight
-        self.level_weights = level_weights
 
-    def forward(self, preds_S: TensorOrLevels,
-                preds_T: TensorOrLevels) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            preds_S: student map (N, C_S, H, W) or a tuple of levels.
-            preds_T: teacher map (N, C_T, H, W) or a tuple of levels.
-
-        Returns:
-            Scalar tensor, already multiplied by ``loss_weight``.
-        """
-        level_loss = functools.partial(
-            pair_wise_loss, scale=self.scale, pool=self.pool)
-        loss = sum_over_levels(LOSS_NAME, level_loss, preds_S, preds_T,
-                               self.level_weights)
-        return self.loss_weight * loss
+    def level_loss(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        return pair_wise_loss(preds_S, preds_T, self.scale, self.pool)

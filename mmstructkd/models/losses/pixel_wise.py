@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmstructkd.registry import MODELS
-from .utils import check_ndim, check_same_shape, float32_math
+from .utils import check_map_pair, float32_math
 
 LOSS_NAME = 'PixelWiseLoss'
 
@@ -67,20 +67,12 @@ def pixel_wise_kl(preds_S: Tensor,
         >>> logits_T = torch.randn(2, 19, 33, 45)
         >>> pixel_wise_kl(logits_S, logits_T, tau=2.0).backward()
     """
-    check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
-    check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
-    check_same_shape(
-        LOSS_NAME, preds_S, preds_T, dims=(0, ),
-        what='batch sizes')
-    check_same_shape(
-        LOSS_NAME, preds_S, preds_T, dims=(1, ),
-        what='numbers of classes',
-        hint='Both must predict the same classes, in the same order.')
-    check_same_shape(
-        LOSS_NAME, preds_S, preds_T, dims=(2, 3),
-        what='spatial sizes',
+    check_map_pair(
+        LOSS_NAME, preds_S, preds_T,
         hint='Resize the logits to a common size (e.g. F.interpolate) or '
-        'record both at the same stage (e.g. the decode heads\' outputs).')
+        'record both at the same stage (e.g. the decode heads\' outputs).',
+        channels='numbers of classes',
+        channel_hint='Both must predict the same classes, in the same order.')
     return pixel_kl_map(preds_S, preds_T, tau).mean()
 
 

@@ -40,20 +40,27 @@ Only the gradient map is kept between forward and backward.
 :func:`ssim_map` is the same formula through plain autograd (for inspection
 and tests).
 """
+import functools
 import math
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from mmstructkd.registry import MODELS
-from .utils import (TensorOrLevels, check_ndim, check_same_shape,
-                    float32_math, sum_over_levels)
+from .ssim_window import (LOSS_NAME, blur, blur_channels_last, check_window,
+                          fitted_window, fitted_window_size,
+                          gaussian_window_1d)
+from .utils import (LevelSumLoss, TensorOrLevels, check_map_pair,
+                    connector_hint, float32_math, sum_over_levels)
 
-LOSS_NAME = 'StructuralSimilarityLoss'
+__all__ = [
+    'StructuralSimilarityLoss', 'structural_similarity_loss',
+    'ssim_level_loss', 'ssim_map', 'mean_ssim', 'ssim_constants',
+    'min_max_rescale', 'gaussian_window_1d', 'fitted_window_size', 'LOSS_NAME'
+]
 NORMALIZE_MODES = ('sample', 'channel', 'none')
 # Below this range a map is treated as constant: it is rescaled to zeros
 # instead of amplifying rounding noise to [0, 1].
@@ -62,40 +69,6 @@ RESCALE_EPS = 1e-6
 # of float32): the chunk stays in cache between its steps. Much smaller
 # chunks pay per-operation overhead, much larger ones main-memory traffic.
 CPU_CHUNK_ELEMENTS = 2**21
-
-
-def gaussian_window_1d(size: int,
-                       sigma: float,
-                       dtype: torch.dtype = torch.float32,
-                       device: Optional[torch.device] = None) -> Tensor:
-    """Normalised 1-D Gaussian window of odd length ``size``.
-
-    ``g[i] = exp(-(i - (size - 1) / 2)^2 / (2 sigma^2)) / sum_j g[j]``.
-    The 2-D SSIM window is its outer product with itself.
-
-    Args:
-        size: window length, odd and >= 1.
-        sigma: standard deviation in pixels, > 0.
-        dtype: dtype of the result (computed in float64 first).
-        device: device of the result.
-
-    Returns:
-        Tensor of shape (size, ) summing to 1.
-    """
-    _check_window(size, sigma)
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    window = torch.exp(-coords.square() / (2 * sigma**2))
-    return (window / window.sum()).to(dtype=dtype, device=device)
-
-
-def fitted_window_size(height: int, width: int, window_size: int) -> int:
-    """Largest odd window ``<= min(window_size, height, width)``.
-
-    ``window_size`` for levels at least as large as the window, a smaller
-    odd window for smaller levels, 1 for a level with a side of 1 or 2.
-    """
-    size = min(window_size, height, width)
-    return size if size % 2 == 1 else size - 1
 
 
 class _MinMaxRescale(Function):
@@ -157,23 +130,6 @@ def min_max_rescale(x: Tensor,
     return _MinMaxRescale.apply(x, 1 if normalize == 'sample' else 2, eps)
 
 
-def _blur(maps: Tensor, window: Tensor, adjoint: bool = False) -> Tensor:
-    """Separable Gaussian blur of every channel of ``maps`` (N, K, H, W).
-
-    Forward: the valid correlation with the 2-D window (outer product of
-    ``window``), as two depthwise 1-D convolutions, output (N, K, H - w + 1,
-    W - w + 1). ``adjoint=True``: its transpose, the full convolution, from
-    (N, K, H', W') back to (N, K, H' + w - 1, W' + w - 1); the gradient of
-    the forward blur.
-    """
-    channels, size = maps.shape[1], window.numel()
-    weight_h = window.view(1, 1, size, 1).expand(channels, 1, size, 1)
-    weight_w = window.view(1, 1, 1, size).expand(channels, 1, 1, size)
-    conv = F.conv_transpose2d if adjoint else F.conv2d
-    return conv(conv(maps, weight_h, groups=channels), weight_w,
-                groups=channels)
-
-
 def _ssim_terms(mu_x: Tensor, mu_y: Tensor, e_xx: Tensor, e_yy: Tensor,
                 e_xy: Tensor, c1: float,
                 c2: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -198,17 +154,37 @@ def _blurred_statistics(x: Tensor, y: Tensor,
     """mu_x, mu_y, E[x^2], E[y^2], E[xy]: one blur of the five stacked maps.
     """
     stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    return _blur(stacked, window).chunk(5, dim=1)
+    return blur(stacked, window).chunk(5, dim=1)
+
+
+def ssim_constants(x: Tensor,
+                   window_size: int = 11,
+                   sigma: float = 1.5,
+                   k1: float = 0.01,
+                   k2: float = 0.03,
+                   data_range: float = 1.0) -> Tuple[Tensor, float, float]:
+    """The settings of SSIM on maps like ``x``, from its options.
+
+    Args:
+        x: map of shape (N, C, H, W): the window is fitted to its H x W and
+            takes its dtype and device.
+        window_size: odd side of the Gaussian window on large maps.
+        sigma: standard deviation of the window.
+        k1: luminance stabiliser constant.
+        k2: contrast-structure stabiliser constant.
+        data_range: value range of the inputs (1 after min-max rescaling).
+
+    Returns:
+        ``(window, C1, C2)``: the 1-D window of
+        :func:`~mmstructkd.models.losses.ssim_window.fitted_window`,
+        ``C1 = (k1 * data_range)^2`` and ``C2 = (k2 * data_range)^2``.
+    """
+    return (fitted_window(x, window_size, sigma), (k1 * data_range)**2,
+            (k2 * data_range)**2)
 
 
 @float32_math
-def ssim_map(x: Tensor,
-             y: Tensor,
-             window_size: int = 11,
-             sigma: float = 1.5,
-             k1: float = 0.01,
-             k2: float = 0.03,
-             data_range: float = 1.0) -> Tensor:
+def ssim_map(x: Tensor, y: Tensor, **options) -> Tensor:
     """Per-channel SSIM at every valid window position.
 
     With Gaussian-weighted local statistics (mu_x, mu_y, s_xx, s_yy, s_xy)
@@ -225,18 +201,15 @@ def ssim_map(x: Tensor,
     Args:
         x: map of shape (N, C, H, W).
         y: map of the same shape.
-        window_size: odd side of the Gaussian window on large maps.
-        sigma: standard deviation of the window.
-        k1: luminance stabiliser constant.
-        k2: contrast-structure stabiliser constant.
-        data_range: value range of the inputs (1 after min-max rescaling).
+        options: ``window_size`` (11), ``sigma`` (1.5), ``k1`` (0.01),
+            ``k2`` (0.03) and ``data_range`` (1.0), see
+            :func:`ssim_constants`.
 
     Returns:
         Tensor of shape (N, C, H - w + 1, W - w + 1), w the fitted window.
     """
-    window = _fitted_window(x, window_size, sigma)
-    a1, a2, b1, b2 = _ssim_terms(*_blurred_statistics(x, y, window),
-                                 (k1 * data_range)**2, (k2 * data_range)**2)
+    window, c1, c2 = ssim_constants(x, **options)
+    a1, a2, b1, b2 = _ssim_terms(*_blurred_statistics(x, y, window), c1, c2)
     return (a1 * a2) / (b1 * b2)
 
 
@@ -262,15 +235,6 @@ def _stacked_statistics(x: Tensor, y: Tensor) -> Tensor:
     torch.mul(ys, ys, out=stats[..., 3, :])
     torch.mul(xs, ys, out=stats[..., 4, :])
     return stats
-
-
-def _blur_channels_last(maps: Tensor, window: Tensor,
-                        adjoint: bool = False) -> Tensor:
-    """:func:`_blur` of an (N, H, W, k, c) stack, returned in that layout."""
-    batch, height, width, groups, channels = maps.shape
-    as_nchw = maps.view(batch, height, width, -1).permute(0, 3, 1, 2)
-    out = _blur(as_nchw, window, adjoint).permute(0, 2, 3, 1)
-    return out.reshape(batch, out.shape[1], out.shape[2], groups, channels)
 
 
 class _MeanSSIM(Function):
@@ -309,7 +273,7 @@ class _MeanSSIM(Function):
             gradients."""
             part = slice(start, start + step)
             stats = _stacked_statistics(x[:, part], y[:, part])
-            mu_x, mu_y, e_xx, e_yy, e_xy = _blur_channels_last(
+            mu_x, mu_y, e_xx, e_yy, e_xy = blur_channels_last(
                 stats, window).unbind(3)
             a1, a2, b1, b2 = _ssim_terms(mu_x, mu_y, e_xx, e_yy, e_xy, c1, c2)
             inv_d = (b1 * b2).reciprocal_().div_(num_positions)
@@ -329,7 +293,7 @@ class _MeanSSIM(Function):
                 torch.addcmul(own * mu_x, cross, mu_y, out=wrt[..., 2, :])
             if need_y:
                 torch.addcmul(own * mu_y, cross, mu_x, out=wrt[..., -1, :])
-            back = _blur_channels_last(wrt, window, adjoint=True).unbind(3)
+            back = blur_channels_last(wrt, window, adjoint=True).unbind(3)
             xs, ys = stats[..., 0, :], stats[..., 1, :]
             if need_x:
                 grad = torch.addcmul(back[2], xs, back[1], value=2)
@@ -355,13 +319,7 @@ class _MeanSSIM(Function):
 
 
 @float32_math
-def mean_ssim(x: Tensor,
-              y: Tensor,
-              window_size: int = 11,
-              sigma: float = 1.5,
-              k1: float = 0.01,
-              k2: float = 0.03,
-              data_range: float = 1.0) -> Tensor:
+def mean_ssim(x: Tensor, y: Tensor, **options) -> Tensor:
     """Mean of :func:`ssim_map` over batch, channels and valid positions.
 
     Same value as ``ssim_map(...).mean()``. When an input requires grad, its
@@ -373,41 +331,31 @@ def mean_ssim(x: Tensor,
     Returns:
         Scalar tensor.
     """
-    window = _fitted_window(x, window_size, sigma)
+    window, c1, c2 = ssim_constants(x, **options)
     if not torch.is_grad_enabled():
         # needs_input_grad ignores no_grad: skip the gradient explicitly.
         x, y = x.detach(), y.detach()
-    return _MeanSSIM.apply(x, y, window, (k1 * data_range)**2,
-                           (k2 * data_range)**2)
+    return _MeanSSIM.apply(x, y, window, c1, c2)
 
 
-def _fitted_window(x: Tensor, window_size: int, sigma: float) -> Tensor:
-    size = fitted_window_size(x.shape[-2], x.shape[-1], window_size)
-    return gaussian_window_1d(size, sigma, dtype=x.dtype, device=x.device)
-
-
-def _level_loss(preds_S: Tensor, preds_T: Tensor, window_size: int,
-                sigma: float, k1: float, k2: float, normalize: str) -> Tensor:
-    """``1 - mean SSIM(S', T')`` of one level."""
-    check_ndim(LOSS_NAME, 'preds_S', preds_S, 4)
-    check_ndim(LOSS_NAME, 'preds_T', preds_T, 4)
-    channels_S, channels_T = preds_S.shape[1], preds_T.shape[1]
-    check_same_shape(
-        LOSS_NAME, preds_S, preds_T, dims=(1, ),
-        what='channel counts',
-        hint='SSIM compares each student channel with the same teacher '
-        'channel. Add a 1x1 conv connector on the student, e.g. '
-        'dict(type=\'ConvModuleConnector\', '
-        f'in_channel={channels_S}, out_channel={channels_T}, kernel_size=1) '
-        'in the distiller\'s `connectors`.')
-    check_same_shape(
-        LOSS_NAME, preds_S, preds_T, dims=(0, 2, 3),
-        what='batch or spatial sizes',
+@float32_math
+def ssim_level_loss(preds_S: Tensor,
+                    preds_T: Tensor,
+                    normalize: str = 'sample',
+                    **options) -> Tensor:
+    """``1 - mean SSIM(S', T')`` of one level, ``S', T'`` the maps
+    rescaled by :func:`min_max_rescale` and the SSIM options those of
+    :func:`ssim_constants` (the data range is 1)."""
+    check_map_pair(
+        LOSS_NAME, preds_S, preds_T,
         hint='Distil FPN levels of the same stride computed on the same '
-        'images.')
+        'images.',
+        channels='channel counts',
+        channel_hint='SSIM compares each student channel with the same '
+        'teacher channel. ' + connector_hint(preds_S, preds_T))
     rescaled_S = min_max_rescale(preds_S, normalize)
     rescaled_T = min_max_rescale(preds_T, normalize)
-    return 1 - mean_ssim(rescaled_S, rescaled_T, window_size, sigma, k1, k2)
+    return 1 - mean_ssim(rescaled_S, rescaled_T, **options)
 
 
 @float32_math
@@ -451,25 +399,13 @@ def structural_similarity_loss(
         >>> feats_T = [torch.randn(2, 256, s, s + 4) for s in (25, 13, 7)]
         >>> structural_similarity_loss(feats_S, feats_T).backward()
     """
-    _check_window(window_size, sigma)
+    check_window(window_size, sigma)
     _check_normalize(normalize)
-
-    def level_loss(level_S: Tensor, level_T: Tensor) -> Tensor:
-        return _level_loss(level_S, level_T, window_size, sigma, k1, k2,
-                           normalize)
-
+    level_loss = functools.partial(
+        ssim_level_loss, normalize=normalize, window_size=window_size,
+        sigma=sigma, k1=k1, k2=k2)
     return sum_over_levels(LOSS_NAME, level_loss, preds_S, preds_T,
                            level_weights)
-
-
-def _check_window(window_size: int, sigma: float) -> None:
-    if not isinstance(window_size, int) or window_size < 1 \
-            or window_size % 2 == 0:
-        raise ValueError(f'{LOSS_NAME}: window_size must be an odd positive '
-                         f'integer, got {window_size!r}.')
-    if not sigma > 0:
-        raise ValueError(
-            f'{LOSS_NAME}: sigma must be positive, got {sigma!r}.')
 
 
 def _check_normalize(normalize: str) -> None:
@@ -479,7 +415,7 @@ def _check_normalize(normalize: str) -> None:
 
 
 @MODELS.register_module()
-class StructuralSimilarityLoss(nn.Module):
+class StructuralSimilarityLoss(LevelSumLoss):
     """``1 - SSIM`` between min-max rescaled student and teacher features.
 
     Structural distillation of de Rijk et al. (NeurIPS 2022) for detection
@@ -502,6 +438,8 @@ class StructuralSimilarityLoss(nn.Module):
         >>> loss(feats_S, torch.randn(2, 256, 25, 42)).backward()
     """
 
+    LOSS_NAME = LOSS_NAME
+
     def __init__(self,
                  window_size: int = 11,
                  sigma: float = 1.5,
@@ -510,31 +448,19 @@ class StructuralSimilarityLoss(nn.Module):
                  normalize: str = 'sample',
                  loss_weight: float = 1.0,
                  level_weights: Optional[Sequence[float]] = None) -> None:
-        super().__init__()
-        _check_window(window_size, sigma)
+        super().__init__(loss_weight, level_weights)
+        check_window(window_size, sigma)
         _check_normalize(normalize)
         self.window_size = window_size
         self.sigma = sigma
         self.k1 = k1
         self.k2 = k2
         self.normalize = normalize
-        self.loss_weight = loss_weight
-        self.level_weights = level_weights
 
-    def forward(self, preds_S: TensorOrLevels,
-                preds_T: TensorOrLevels) -> Tensor:
-        """Weighted SSIM loss of one map or a tuple of FPN levels.
-
-        Args:
-            preds_S: student map (N, C, H, W) or tuple of levels.
-            preds_T: teacher map(s) of the same shapes.
-
-        Returns:
-            Scalar tensor, multiplied by ``loss_weight``.
-        """
-        return self.loss_weight * structural_similarity_loss(
-            preds_S, preds_T, self.window_size, self.sigma, self.k1,
-            self.k2, self.normalize, self.level_weights)
+    def level_loss(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        return ssim_level_loss(
+            preds_S, preds_T, self.normalize, window_size=self.window_size,
+            sigma=self.sigma, k1=self.k1, k2=self.k2)
 
     def extra_repr(self) -> str:
         return (f'window_size={self.window_size}, sigma={self.sigma}, '

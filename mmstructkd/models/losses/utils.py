@@ -2,13 +2,14 @@
 
 Kept here once so each loss file holds only its own formula: shape checks with
 messages that name the loss, float32 computation under autocast, and the loop
-over the levels of a feature pyramid.
+over the levels of a feature pyramid (:func:`sum_over_levels`, and
+:class:`LevelSumLoss`, the module that applies it).
 """
 import functools
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 TensorOrLevels = Union[Tensor, Sequence[Tensor]]
 
@@ -52,6 +53,46 @@ def check_ndim(loss_name: str, name: str, tensor: Tensor, ndim: int) -> None:
         raise ValueError(
             f'{loss_name}: {name} must be a {ndim}-D tensor, got shape '
             f'{tuple(tensor.shape)}.')
+
+
+def check_map_pair(loss_name: str,
+                   preds_S: Tensor,
+                   preds_T: Tensor,
+                   hint: str = '',
+                   channels: Optional[str] = None,
+                   channel_hint: str = '') -> None:
+    """Check the two (N, C, H, W) maps of a loss that compares them
+    position by position.
+
+    Both must be 4-D and of the same batch and spatial sizes; with
+    ``channels`` (what the channels are, e.g. ``'channel counts'``), also
+    of the same number of channels, checked first. Each mismatch raises a
+    ``ValueError`` naming the loss and both shapes.
+
+    Args:
+        loss_name: name of the loss, used in the messages.
+        preds_S: student map.
+        preds_T: teacher map.
+        hint: the fix to suggest for a batch or spatial mismatch.
+        channels: None when the channel counts may differ.
+        channel_hint: the fix to suggest for a channel mismatch.
+    """
+    check_ndim(loss_name, 'preds_S', preds_S, 4)
+    check_ndim(loss_name, 'preds_T', preds_T, 4)
+    if channels is not None:
+        check_same_shape(loss_name, preds_S, preds_T, dims=(1, ),
+                         what=channels, hint=channel_hint)
+    check_same_shape(loss_name, preds_S, preds_T, dims=(0, 2, 3),
+                     what='batch or spatial sizes', hint=hint)
+
+
+def connector_hint(preds_S: Tensor, preds_T: Tensor) -> str:
+    """The connector that maps the student's channels to the teacher's, as
+    a loss's error message suggests it."""
+    return ('Add a 1x1 conv connector on the student, e.g. '
+            f"dict(type='ConvModuleConnector', in_channel={preds_S.shape[1]}, "
+            f'out_channel={preds_T.shape[1]}, kernel_size=1) in the '
+            "distiller's `connectors`.")
 
 
 def float32_math(fn: Callable) -> Callable:
@@ -127,3 +168,45 @@ def sum_over_levels(loss_name: str,
         term = weight * level_loss(s, t)
         total = term if total is None else total + term
     return total
+
+
+class LevelSumLoss(nn.Module):
+    """A loss module on one map or on each level of a feature pyramid.
+
+    ``forward`` returns ``loss_weight * sum_l level_weights[l] *
+    level_loss(S_l, T_l)`` (:func:`sum_over_levels`). A subclass sets
+    ``LOSS_NAME`` (for error messages) and implements :meth:`level_loss`
+    with its function of one level.
+
+    Args:
+        loss_weight: multiplier of the loss.
+        level_weights: one weight per pyramid level; all 1 when None.
+    """
+
+    LOSS_NAME = 'LevelSumLoss'
+
+    def __init__(self,
+                 loss_weight: float = 1.0,
+                 level_weights: Optional[Sequence[float]] = None) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.level_weights = level_weights
+
+    def level_loss(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """The unweighted loss of one level."""
+        raise NotImplementedError
+
+    def forward(self, preds_S: TensorOrLevels,
+                preds_T: TensorOrLevels) -> Tensor:
+        """Compute the weighted loss.
+
+        Args:
+            preds_S: student map (N, C, H, W) or a tuple of levels.
+            preds_T: teacher map(s), as many levels.
+
+        Returns:
+            Scalar tensor, already multiplied by ``loss_weight``.
+        """
+        return self.loss_weight * sum_over_levels(
+            self.LOSS_NAME, self.level_loss, preds_S, preds_T,
+            self.level_weights)

@@ -37,7 +37,7 @@ Example:
 import math
 from numbers import Number
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
-                    Tuple)
+                    Sequence, Tuple)
 
 import torch
 from torch import Tensor, nn
@@ -139,13 +139,13 @@ class NonFiniteGuard:
                  max_consecutive: Optional[int] = 10,
                  name: str = 'loss',
                  option: str = 'max_consecutive') -> None:
+        self.name = name
+        self.option = option
         if max_consecutive is not None and max_consecutive < 1:
             raise ValueError(
                 f'NonFiniteGuard: max_consecutive must be >= 1 or None, got '
                 f'{max_consecutive}.')
         self.max_consecutive = max_consecutive
-        self.name = name
-        self.option = option
         self.num_checked = 0
         self.num_skipped = 0
         self.num_consecutive = 0
@@ -210,6 +210,39 @@ class NonFiniteGuard:
                 f'{self.max_consecutive}).')
         return False
 
+    def update_or_skip(self,
+                       module: nn.Module,
+                       losses: Mapping[str, Any],
+                       update: Callable[[], None],
+                       discard: Callable[[], None],
+                       step: Optional[int] = None,
+                       agree: Optional[Callable[[bool], bool]] = None
+                       ) -> bool:
+        """Finish a step begun with :meth:`before_step`, guarded.
+
+        If every term of ``losses`` is finite (:meth:`check`), ``update()``
+        (backward and optimizer step) runs and :meth:`check_state` follows;
+        otherwise ``discard()`` (zero the gradients) runs and
+        :meth:`rollback` puts back the buffers the forward changed.
+
+        Args:
+            module: what the step trains (whose buffers were copied).
+            losses: the step's loss terms.
+            update: applies the step.
+            discard: drops the step's gradients.
+            step, agree: as :meth:`check`.
+
+        Returns:
+            True if the step was applied, False if it was skipped.
+        """
+        if not self.check(losses, step, agree):
+            discard()
+            self.rollback(module)
+            return False
+        update()
+        self.check_state(module, step, agree)
+        return True
+
     def check_state(self,
                     module: nn.Module,
                     step: Optional[int] = None,
@@ -263,3 +296,23 @@ class NonFiniteGuard:
                 f'max_consecutive={self.max_consecutive}, '
                 f'skipped={self.num_skipped}/{self.num_checked}, '
                 f'consecutive={self.num_consecutive})')
+
+
+def guard_counters(guards: Sequence[NonFiniteGuard]) -> Tensor:
+    """The counters of ``guards``, a row each, as one int64 tensor.
+
+    For a model's ``get_extra_state``: the counters then travel in the
+    checkpoint's ``state_dict``, so a resumed run keeps counting where it
+    stopped. One tensor, because mmengine broadcasts every ``state_dict``
+    entry between processes.
+    """
+    return torch.tensor(
+        [[guard.state_dict()[c] for c in NonFiniteGuard.COUNTERS]
+         for guard in guards], dtype=torch.int64)
+
+
+def load_guard_counters(guards: Sequence[NonFiniteGuard],
+                        counters: Tensor) -> None:
+    """Restore what :func:`guard_counters` saved."""
+    for guard, row in zip(guards, counters.tolist()):
+        guard.load_state_dict(dict(zip(NonFiniteGuard.COUNTERS, row)))

@@ -1,31 +1,19 @@
-"""Shared pieces of the benchmark tools: peak memory of a process, the
-machine's description, and the protocol between a benchmark and the fresh
-worker processes it starts (one JSON line on stdout).
+"""Peak memory of this process, and out-of-memory errors.
 
 Peak memory is process-wide (the kernel's peak RSS, or CUDA's peak
-allocation counter), so a tool that compares several conditions runs each in
-its own process: freed memory stays in the allocator's pools and would
-otherwise hide the next condition's allocations. The pattern is::
+allocation counter), so a benchmark that compares several conditions runs
+each in its own process: freed memory stays in the allocator's pools and
+would otherwise hide the next condition's allocations. The pattern is::
 
     meter = MemoryMeter(device, torch)
     meter.start()            # after the models and inputs exist
     ...                      # the measured steps
     peak = meter.peak_beyond_baseline()   # bytes beyond that point
-
-Imported by ``tools/benchmark_losses.py`` and
-``tools/benchmark_overhead.py`` (both put ``tools/`` on ``sys.path``).
 """
-import json
 import os
-import platform
-import subprocess
 import sys
-from typing import List, Optional
-
-RESULT_MARKER = 'BENCHMARK_RESULT '
 
 
-# -------------------------------------------------------------- memory ---
 def current_rss_bytes() -> int:
     """Resident set size of this process now (Linux)."""
     with open('/proc/self/statm') as f:
@@ -106,63 +94,3 @@ def is_out_of_memory(err: BaseException, torch) -> bool:
     return isinstance(err, RuntimeError) and (
         'not enough memory' in message or "can't allocate memory" in message
         or 'out of memory' in message)
-
-
-# ------------------------------------------------------------- machine ---
-def machine_info(device: str) -> dict:
-    import torch
-    info = dict(
-        platform=platform.platform(),
-        processor=platform.processor() or platform.machine(),
-        cpu_count=os.cpu_count(),
-        python=platform.python_version(),
-        torch=torch.__version__,
-        torch_threads=torch.get_num_threads(),
-        device=device)
-    if device.startswith('cuda') and torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(device)
-    return info
-
-
-def load_average() -> List[float]:
-    """The 1, 5 and 15-minute load averages (timings on a shared machine
-    are only comparable at similar load)."""
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-# ------------------------------------------------------------- workers ---
-def print_result(result, default=None) -> None:
-    """A worker's answer: one marked JSON line on stdout (``default`` as in
-    :func:`json.dumps`)."""
-    print(RESULT_MARKER + json.dumps(result, default=default), flush=True)
-
-
-def run_python(script: str, args: List[str], cwd: str,
-               timeout: Optional[float]) -> subprocess.CompletedProcess:
-    """``python script args`` in a fresh interpreter, ``cwd`` first on
-    ``PYTHONPATH``; stdout and stderr captured separately."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = cwd + os.pathsep + env.get('PYTHONPATH', '')
-    return subprocess.run(
-        [sys.executable, script] + list(args), cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        timeout=timeout)
-
-
-def parse_result(proc: subprocess.CompletedProcess):
-    """The last marked JSON line a worker printed, or None."""
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
-    return None
-
-
-def failure_reason(proc: subprocess.CompletedProcess) -> str:
-    """Why a worker gave no result: its signal or its last stderr line."""
-    if proc.returncode < 0:
-        reason = f'killed by signal {-proc.returncode}'
-        if proc.returncode == -9:
-            reason += ' (out of memory?)'
-        return reason
-    lines = [line for line in proc.stderr.strip().splitlines() if line]
-    return lines[-1] if lines else f'exit status {proc.returncode}'

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 if TYPE_CHECKING:
     from torch import Tensor
 
-# torch and mmstructkd are imported inside the functions: the driver lists
-# CASES in a subprocess of its own, which then needs neither.
+# torch and the loss are imported inside the functions: listing CASES
+# needs neither.
 FAMILY = 'pair-wise'
 # One M x M float32 matrix of 3e8 elements is 1.2 GB, and the naive step
 # holds about five of them: larger maps are reported as skipped.

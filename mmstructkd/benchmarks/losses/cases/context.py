@@ -77,17 +77,13 @@ def estimate_elems(build: str, params: dict) -> int:
 # About 6 GB of float32: fits a 16 GB machine next to other work.
 NAIVE_MAX_ELEMS = 1_500_000_000
 
-CASES = [
-    dict(family='context', label='chunked 4096 rows (ours)',
-         build='build_ours', params=dict(N=1, C=256, H=64, W=128),
-         reference='naive'),
-    dict(family='context', label='naive M x M', key='naive',
-         build='build_naive', params=dict(N=1, C=256, H=64, W=128),
-         max_elems=NAIVE_MAX_ELEMS),
-    dict(family='context', label='chunked 4096 rows (ours)',
-         build='build_ours', params=dict(N=1, C=64, H=128, W=256),
-         reference='naive'),
-    dict(family='context', label='naive M x M', key='naive',
-         build='build_naive', params=dict(N=1, C=64, H=128, W=256),
-         max_elems=NAIVE_MAX_ELEMS),
-]
+CASES = []
+for _C, _H, _W in ((256, 64, 128), (64, 128, 256)):
+    _params = dict(N=1, C=_C, H=_H, W=_W)
+    CASES += [
+        dict(family='context', label='chunked 4096 rows (ours)',
+             build='build_ours', params=_params, reference='naive'),
+        dict(family='context', label='naive M x M', key='naive',
+             build='build_naive', params=_params,
+             max_elems=NAIVE_MAX_ELEMS),
+    ]

@@ -1,0 +1,79 @@
+"""Where the benchmarks find the repository, and the configs they run.
+
+The benchmarks need a source checkout: ``configs/`` and ``tools/`` next to
+this package.
+"""
+import os.path as osp
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS_DIR = osp.join(REPO_ROOT, 'configs')
+TOY_DIR = osp.join(CONFIGS_DIR, 'toy')
+RESULTS_DIR = osp.join(REPO_ROOT, 'benchmarks', 'results')
+TOY_DATA_ROOT = osp.join(REPO_ROOT, 'data', 'toy_scenes')
+# Shared by `make demo`, tools/benchmark_accuracy.py and the toy configs'
+# teacher_ckpt.
+TOY_TEACHER_CKPT = osp.join(REPO_ROOT, 'work_dirs', 'toy', 'teacher.pth')
+
+# The teacher -> student part of the toy distillation configs' names.
+SEG_PAIR = 'pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
+RETINA_PAIR = ('retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
+               'toyscenes-64x64.py')
+FRCNN_PAIR = ('faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_1xb8-2k_'
+              'toyscenes-64x64.py')
+
+
+def toy_config(name: str) -> str:
+    """The path of ``configs/toy/<name>``."""
+    return osp.join(TOY_DIR, name)
+
+
+TOY_SEG_TEACHER = toy_config('pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py')
+TOY_SEG_STUDENT = toy_config('pspnet_r18-d8-thin16_1xb8-2k_toyscenes.py')
+TOY_RETINA_TEACHER = toy_config(
+    'retinanet_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py')
+TOY_RETINA_STUDENT = toy_config(
+    'retinanet_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
+TOY_FRCNN_TEACHER = toy_config(
+    'faster-rcnn_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py')
+TOY_FRCNN_STUDENT = toy_config(
+    'faster-rcnn_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
+# The model configs the toy teachers inherit (their digest is part of a
+# cached teacher's key).
+TOY_SEG_MODEL = toy_config(osp.join('_base_', 'models', 'pspnet_r18-thin.py'))
+TOY_RETINA_MODEL = toy_config(
+    osp.join('_base_', 'models', 'retinanet_r18-thin_fpn.py'))
+TOY_FRCNN_MODEL = toy_config(
+    osp.join('_base_', 'models', 'faster-rcnn_r18-thin_fpn.py'))
+
+# The distillation configs whose per-step cost tools/benchmark_overhead.py
+# measures.
+OVERHEAD_TOY_CONFIGS = [
+    toy_config('cwd_logits_' + SEG_PAIR),
+    toy_config('skd_pi_' + SEG_PAIR),
+    toy_config('skd_pi-pa-fullres_' + SEG_PAIR),
+    toy_config('skd_pi-pa-ho_' + SEG_PAIR),
+    toy_config('bcd_' + SEG_PAIR),
+    toy_config('cwd_fpn_' + RETINA_PAIR),
+    toy_config('ssim_fpn_' + FRCNN_PAIR),
+    toy_config('skd_pa-fpn_' + RETINA_PAIR),
+    toy_config('bcd_' + RETINA_PAIR),
+]
+OVERHEAD_MODEL_ZOO_CONFIGS = [
+    osp.join(CONFIGS_DIR, path) for path in (
+        'cwd/cwd_logits_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_'
+        'cityscapes-512x1024.py',
+        'skd/skd_pi_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'
+        'cityscapes-512x512.py',
+        'skd/skd_pi-pa-fullres_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'
+        'cityscapes-512x512.py',
+        'skd/skd_pi-pa-ho_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'
+        'cityscapes-512x512.py',
+        'ssim/ssim_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py')
+]
+OVERHEAD_SETS = {
+    'toy': OVERHEAD_TOY_CONFIGS,
+    'model-zoo': OVERHEAD_MODEL_ZOO_CONFIGS,
+    'all': OVERHEAD_TOY_CONFIGS + OVERHEAD_MODEL_ZOO_CONFIGS
+}
+# tools/benchmark_teacher_forward.py's default: CWD on the FPN of RetinaNet.
+TEACHER_FORWARD_CONFIG = osp.join('configs', 'toy', 'cwd_fpn_' + RETINA_PAIR)

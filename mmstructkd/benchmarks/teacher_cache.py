@@ -1,0 +1,66 @@
+"""Teachers trained once and reused while nothing they depend on changed.
+
+A cached checkpoint ``X.pth`` has a stamp ``X.pth.json`` next to it: the
+digest of its config files, its number of iterations and the digest of the
+data it was trained on, with the validation metrics of that training.
+"""
+import glob
+import hashlib
+import json
+import os
+import os.path as osp
+import shutil
+from typing import Callable, Optional, Sequence
+
+from .config_lists import REPO_ROOT, TOY_DATA_ROOT
+from .toy_training import schedule_options, scheduler_options, train
+from .training_logs import final_metrics
+
+
+def file_digest(*paths: str) -> str:
+    """First 12 hex digits of the SHA-1 of the files' contents."""
+    h = hashlib.sha1()
+    for path in paths:
+        with open(path, 'rb') as f:
+            h.update(f.read())
+    return h.hexdigest()[:12]
+
+
+def toy_data_stamp(data_root: Optional[str] = None) -> Optional[str]:
+    """Digest of the toy set's annotation files (changes when it does)."""
+    data_root = data_root or TOY_DATA_ROOT
+    stamps = glob.glob(osp.join(data_root, '*.json'))
+    return file_digest(*sorted(stamps)) if stamps else None
+
+
+def train_cached(config: str, cached: str, iters: int,
+                 data_stamp: Optional[str], work_dir: str,
+                 digest_files: Sequence[str] = (),
+                 log: Callable[[str], None] = print,
+                 metric_key: str = 'mIoU') -> dict:
+    """Train ``config`` for ``iters`` (seed 0) into ``work_dir`` and copy the
+    last checkpoint to ``cached``, unless ``cached`` was made from the same
+    config files, iterations and data (a JSON stamp next to it); returns the
+    final validation metrics either way."""
+    stamp = cached + '.json'
+    key = dict(config=file_digest(config, *digest_files), iters=iters,
+               data=data_stamp)
+    if osp.isfile(cached) and osp.isfile(stamp):
+        with open(stamp) as f:
+            saved = json.load(f)
+        if saved.get('key') == key:
+            log(f'reusing the cached {osp.relpath(cached, REPO_ROOT)}')
+            return saved['metrics']
+    log(f'training {osp.basename(config)} ({iters} iterations)')
+    shutil.rmtree(work_dir, ignore_errors=True)
+    train(config, work_dir,
+          schedule_options(iters, 0) + scheduler_options(config, iters),
+          echo_prefix='    ')
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        ckpt = f.read().strip()
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    shutil.copyfile(ckpt, cached)
+    metrics = final_metrics(work_dir, metric_key)
+    with open(stamp, 'w') as f:
+        json.dump(dict(key=key, metrics=metrics), f)
+    return metrics
