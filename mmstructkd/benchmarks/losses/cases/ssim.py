@@ -1,12 +1,13 @@
-"""Benchmark cases of the SSIM distillation loss (METHODS.md section 3).
+"""Benchmark cases of the SSIM distillation loss (de Rijk et al., NeurIPS 2022).
 
 One forward+backward step of ``1 - SSIM`` summed over a 5-level FPN of 256
 channels for an 800 x 1333 input (levels 100x167, 50x84, 25x42, 13x21,
 7x11; level size = ceil(image size / stride), strides 8 to 128), batch 1
 and 2, the student requiring gradients and the teacher not:
 
-* ours: :func:`structural_similarity_loss` (separable window as two banded
-  matrix products on the five stacked statistics, hand-written backward);
+* ours: :func:`structural_similarity_loss` (separable Gaussian window as
+  two depthwise 1-D convolutions on the five stacked statistics,
+  hand-written backward);
 * ``pytorch_msssim.ssim`` (depthwise separable convolutions, autograd);
 * ``kornia.losses.ssim_loss`` with ``padding='valid'`` (it filters with
   reflect padding, then crops to the valid positions; autograd).
