@@ -122,8 +122,7 @@ def paint_pair_wise(loss_name: str, loss, inputs: Dict[str, object],
             'the mean squared difference of the whole affinity matrices; '
             'this is their row for the node at +. Pick it with --node Y X.')
 
-    def paint_level(fig, row, index, pair):
-        feat_S, feat_T = pair
+    def paint_level(fig, row, index, feat_S, feat_T):
         feat_hw = tuple(feat_T.shape[-2:])
         kernel_h, kernel_w, _, _ = maps.node_grid(*feat_hw, loss.scale)
         node = maps.node_at(ctx.point, ctx.frame, feat_hw,
@@ -163,8 +162,7 @@ def paint_context(loss_name: str, loss, inputs: Dict[str, object],
             'between the teacher\'s and student\'s rows for every position '
             'i; the loss is its mean.')
 
-    def paint_level(fig, row, index, pair):
-        feat_S, feat_T = pair
+    def paint_level(fig, row, index, feat_S, feat_T):
         feat_hw = tuple(feat_T.shape[-2:])
         grid_hw = loss.pool or feat_hw
         # A pooled cell covers feat/pool positions (adaptive pooling: about).
@@ -207,8 +205,7 @@ def paint_boundary(loss_name: str, loss, inputs: Dict[str, object],
             'min-max normalised per image. Right: squared difference at the '
             'size the loss compares them; its mean is the stage\'s term.')
 
-    def paint_stage(fig, row, index, stage):
-        feat_S, feat_T = stage
+    def paint_stage(fig, row, index, feat_S, feat_T):
         boundary = maps.stage_boundary_maps(feat_S, feat_T,
                                             resize_to=loss.resize_to,
                                             **map_kwargs)
@@ -246,8 +243,7 @@ def paint_ssim(loss_name: str, loss, inputs: Dict[str, object],
             'does. Right: local SSIM averaged over channels (1: same local '
             'structure), where a full window fits (grey: no window).')
 
-    def paint_level(fig, row, index, pair):
-        level_S, level_T = pair
+    def paint_level(fig, row, index, level_S, level_T):
         level = maps.ssim_level_maps(
             level_S, level_T, loss.normalize, window_size=loss.window_size,
             sigma=loss.sigma, k1=loss.k1, k2=loss.k2)

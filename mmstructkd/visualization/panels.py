@@ -240,14 +240,15 @@ def paint_rows(loss_name: str, loss, inputs: Dict[str, object],
     """One figure of a loss with a row of panels per item (a backbone
     stage, an FPN level).
 
-    ``paint_row(fig, row, index, item)`` draws ``row`` (three panels) and
-    returns the arrays it showed; they are kept as ``'{index}_{key}'``.
+    ``items`` are ``(student, teacher)`` pairs; ``paint_row(fig, row,
+    index, student, teacher)`` draws ``row`` (three panels) and returns the
+    arrays it showed; they are kept as ``'{index}_{key}'``.
     """
     fig, panels = loss_figure(loss_name, loss, inputs, ctx, settings, note,
                               len(items), mark_node=mark_node)
     shown = {}
     for index, (row, item) in enumerate(zip(panels, items)):
-        for key, value in paint_row(fig, row, index, item).items():
+        for key, value in paint_row(fig, row, index, *item).items():
             shown[f'{index}_{key}'] = value
     return [DistillFigure(loss_name, figure_to_rgb(fig), shown)]
 

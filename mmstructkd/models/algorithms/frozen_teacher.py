@@ -2,7 +2,8 @@
 
 ``teacher_forward_mode`` of ``SingleTeacherDistill``:
 
-* ``'feat'``: ``extract_feat`` only (backbone and neck);
+* ``'feat'``: ``extract_feat`` only (backbone and neck); every teacher
+  recorder must be there (checked at build);
 * ``'tensor'``: the task's ``_forward`` (backbone, neck and main head, no
   loss);
 * ``'loss'``: the full loss forward, as mmrazor does; needed only for
@@ -31,11 +32,22 @@ def resolve_teacher_forward_mode(mode: str, teacher: nn.Module,
         raise ValueError(
             f'teacher_forward_mode must be one of {TEACHER_FORWARD_MODES}, '
             f'got {mode!r}.')
+    outside = [s for s in recorder_sources
+               if s.split('.')[0] not in FEATURE_PARTS]
+    runs_feat = hasattr(teacher, 'extract_feat')
+    if mode == 'feat' and (outside or not runs_feat):
+        what = (f'the teacher recorders on {outside} are outside its '
+                f'{" and ".join(FEATURE_PARTS)}' if outside else
+                f'{type(teacher).__name__} has no extract_feat')
+        raise ValueError(
+            f"teacher_forward_mode='feat' (FpnTeacherDistill's only mode) "
+            f'runs only the teacher\'s extract_feat (backbone and neck), '
+            f'but {what}. Record backbone/neck modules of the teacher, or '
+            f"use SingleTeacherDistill with teacher_forward_mode='auto' "
+            f"(or 'tensor', 'loss').")
     if mode != 'auto':
         return mode
-    if recorder_sources and all(
-            s.split('.')[0] in FEATURE_PARTS for s in recorder_sources) \
-            and hasattr(teacher, 'extract_feat'):
+    if recorder_sources and not outside and runs_feat:
         return 'feat'
     return 'tensor'
 

@@ -20,6 +20,7 @@ from .adversarial_critic import (CriticInputs, build_critic,
                                  update_critic)
 from .frozen_teacher import (build_frozen_teacher,
                              resolve_teacher_forward_mode, run_teacher)
+from .mmrazor_arguments import check_mmrazor_arguments
 from .student_model import build_student, student_data_preprocessor
 from .teacher_loading import (describe_model, empty_load_report,
                               load_teacher_checkpoint)
@@ -33,9 +34,8 @@ DataSamples = Optional[List[BaseDataElement]]
 class SingleTeacherDistill(BaseModel):
     """Distil a frozen teacher into a student (mmrazor's vocabulary).
 
-    The student (``architecture``) is a plain mmseg/mmdet model: ``predict``
-    and ``tensor`` modes go to it, so validation and testing evaluate it with
-    the task package's own metrics.
+    The student (``architecture``), a plain mmseg/mmdet model, serves the
+    ``predict`` and ``tensor`` modes: evaluation uses its package's metrics.
 
     The teacher is held *outside* the module tree: in no optimizer, never
     wrapped by DDP, not in checkpoints (rebuilt from ``teacher_ckpt`` on
@@ -65,6 +65,7 @@ class SingleTeacherDistill(BaseModel):
         max_nonfinite_steps: NaN/Inf steps (skipped, logged as
             ``nonfinite.skipped``) in a row that stop training; None: never.
         data_preprocessor: defaults to the student's.
+        **mmrazor_args: mmrazor's switches (see ``mmrazor_arguments``).
     """
 
     def __init__(self,
@@ -82,12 +83,13 @@ class SingleTeacherDistill(BaseModel):
                  discriminator_inputs: Optional[dict] = None,
                  max_nonfinite_steps: Optional[int] = 10,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, **mmrazor_args) -> None:
         student = build_student(architecture, convert_sync_bn)
         super().__init__(
             data_preprocessor=student_data_preprocessor(
                 data_preprocessor, student), init_cfg=init_cfg)
         self.architecture = student
+        self.student_task_losses = check_mmrazor_arguments(mmrazor_args)
 
         # Stored outside _modules on purpose (see the class docstring).
         object.__setattr__(self, '_teacher',
@@ -165,17 +167,16 @@ class SingleTeacherDistill(BaseModel):
 
     def calculate_student_loss(self, inputs: torch.Tensor,
                                data_samples: DataSamples) -> Dict:
-        """The student's own task losses, recording its tensors meanwhile."""
+        """Record the student's loss forward; its task losses, if kept."""
         recorders = self.distiller.student_recorders
         with recorders:
             losses = self.architecture(inputs, data_samples, mode='loss')
         recorders.check_recorded()
-        return losses
+        return losses if self.student_task_losses else {}
 
     def loss(self, inputs: torch.Tensor,
              data_samples: DataSamples = None) -> Dict:
-        """Task losses of the student (``student.*``) plus distillation
-        losses (``distill.*``)."""
+        """``student.*`` task losses plus ``distill.*`` distillation losses."""
         return self.loss_and_critic_inputs(inputs, data_samples)[0]
 
     def loss_and_critic_inputs(
@@ -210,8 +211,7 @@ class SingleTeacherDistill(BaseModel):
         ``optim_wrapper`` is the student's, or an ``OptimWrapperDict`` with
         ``architecture`` (and ``discriminator``); ``run_forward`` is DDP's
         forward when wrapped, so that the student's gradients are averaged.
-        Each step is guarded (``NonFiniteGuard.update_or_skip``).
-        """
+        Each step is guarded (``NonFiniteGuard.update_or_skip``)."""
         run_forward = run_forward or self._run_forward
         student_wrapper, critic_wrapper = split_optim_wrapper(
             optim_wrapper, with_critic=self.discriminator is not None)

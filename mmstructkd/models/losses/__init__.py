@@ -9,7 +9,9 @@ from .context import (ContextLoss, context_relation_kl,
                       context_relation_kl_naive)
 # The guard lives in models/utils now; still exported here for old imports.
 from ..utils.nonfinite_guard import NonFiniteGuard, nonfinite_terms
+from .mgd import MGDLoss, masked_generative_loss
 from .pair_wise import PairWiseLoss, pair_wise_loss
+from .pkd import PKDLoss, pearson_distillation_loss, standardize_channels
 from .pixel_wise import PixelWiseLoss, pixel_wise_kl
 from .ssim import StructuralSimilarityLoss
 from .utils import check_same_shape, float32_math, sum_over_levels
@@ -23,5 +25,7 @@ __all__ = [
     'AdversarialGeneratorLoss', 'DiscriminatorLoss', 'NonFiniteGuard',
     'adversarial_generator_loss', 'check_same_shape', 'discriminator_loss',
     'float32_math', 'frozen_discriminator_scores', 'generator_loss',
-    'gradient_penalty', 'nonfinite_terms', 'sum_over_levels'
+    'gradient_penalty', 'nonfinite_terms', 'sum_over_levels', 'MGDLoss',
+    'masked_generative_loss', 'PKDLoss', 'pearson_distillation_loss',
+    'standardize_channels'
 ]
