@@ -4,6 +4,18 @@ import platform
 from typing import List
 
 
+def use_threads(threads) -> None:
+    """Apply a benchmark command line's ``--threads N`` to this process.
+
+    The one place the benchmarks change torch's process-wide thread count:
+    only their command-line entry points and worker processes call it, at
+    start-up and at the user's explicit request; no library code does.
+    """
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+
 def machine_info(device: str) -> dict:
     import torch
     info = dict(

@@ -34,6 +34,7 @@ import statistics
 import time
 
 from .config_lists import TEACHER_FORWARD_CONFIG as DEFAULT_CONFIG
+from .machine import use_threads
 from .random_batches import det_batch
 
 # Sides of the random boxes, as fractions of the picture's.
@@ -196,8 +197,7 @@ def format_table(rows, header):
 def main(argv=None):
     args = parse_args(argv)
     import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     torch.manual_seed(0)
     model, wrapper = build_algorithm(args.config, args.device)
     height, width = args.input_size

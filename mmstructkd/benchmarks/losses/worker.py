@@ -8,7 +8,7 @@ import os
 import statistics
 import time
 
-from ..machine import machine_info
+from ..machine import machine_info, use_threads
 from ..memory import MemoryMeter, is_out_of_memory
 from ..processes import print_result
 from .discovery import effective_params, estimate_elems, load_case_module
@@ -29,8 +29,7 @@ def run_worker(module_name, index, args):
                 f'needs ~{elems:.3g} elements, over its guard of '
                 f'{limit:.3g} (max_elems)'))
     import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     sync = (lambda: torch.cuda.synchronize(args.device)) \
         if args.device.startswith('cuda') else (lambda: None)
     build = getattr(module, case['build'])

@@ -10,7 +10,7 @@ import traceback
 import torch
 
 from ..config_lists import OVERHEAD_SETS, RESULTS_DIR
-from ..machine import load_average, machine_info
+from ..machine import load_average, machine_info, use_threads
 from .memory_processes import MemoryProcesses
 from .report import fmt_mb, fmt_ms, markdown
 from .specs import CONDITIONS, STEP_DEFAULTS, resolve
@@ -78,8 +78,7 @@ def main(argv=None):
         sys.exit(f'--device cuda: no CUDA device is available here (torch '
                  f'{torch.__version__}, CUDA build: {torch.version.cuda}). '
                  f'Run with --device cpu, or on a machine with a GPU.')
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     command = ' '.join(['tools/benchmark_overhead.py'] +
                        list(sys.argv[1:] if argv is None else argv))
     info = dict(

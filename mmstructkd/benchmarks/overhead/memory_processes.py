@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from ..machine import use_threads
 from ..memory import MemoryMeter, is_out_of_memory
 from .specs import CONDITIONS
 from .steps import build, make_steps
@@ -50,8 +51,7 @@ def measure_memory(spec, condition, device, num_steps):
 def memory_process_main(spec, condition, options, conn):
     """Body of a memory process: measure, send the result, exit."""
     try:
-        if options['threads']:
-            torch.set_num_threads(options['threads'])
+        use_threads(options['threads'])
         result = measure_memory(spec, condition, options['device'],
                                 options['memory_steps'])
     except Exception as err:  # noqa: B902  (reported in the results)
