@@ -9,6 +9,7 @@ from .context import (ContextLoss, context_relation_kl,
                       context_relation_kl_naive)
 # The guard lives in models/utils now; still exported here for old imports.
 from ..utils.nonfinite_guard import NonFiniteGuard, nonfinite_terms
+from .fbkd import FBKDLoss, fbkd_loss, masked_l2_distance
 from .mgd import MGDLoss, masked_generative_loss
 from .pair_wise import PairWiseLoss, pair_wise_loss
 from .pkd import PKDLoss, pearson_distillation_loss, standardize_channels
@@ -27,5 +28,5 @@ __all__ = [
     'float32_math', 'frozen_discriminator_scores', 'generator_loss',
     'gradient_penalty', 'nonfinite_terms', 'sum_over_levels', 'MGDLoss',
     'masked_generative_loss', 'PKDLoss', 'pearson_distillation_loss',
-    'standardize_channels'
+    'standardize_channels', 'FBKDLoss', 'fbkd_loss', 'masked_l2_distance'
 ]
