@@ -29,6 +29,14 @@ EXPECTED = {
     ('FasterRCNN', ['distill.loss_ssim_fpn']),
     'skd_pa-fpn_fcos-r101-caffe_fcos-r50-caffe_8xb2-1x_coco.py':
     ('FCOS', ['distill.loss_pa_fpn']),
+    'pkd_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-2x_coco.py':
+    ('FasterRCNN', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
+    'pkd_fpn_retinanet-x101_retinanet-r50_8xb2-2x_coco.py':
+    ('RetinaNet', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
+    'mgd_fpn_retinanet-x101_retinanet-r50_8xb2-2x_coco.py':
+    ('RetinaNet', [f'distill.loss_mgd_fpn{i}' for i in range(5)]),
+    'fbkd_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py':
+    ('FasterRCNN', [f'distill.loss_fbkd_fpn{i}' for i in range(4)]),
 }
 
 
@@ -86,6 +94,8 @@ def build_without_downloads(path):
         'https://download.openmmlab.com/mmdetection/')
     cfg.model.teacher_ckpt = None
     for role in ('architecture', 'teacher'):
+        # No model-zoo weights either (FBKD's student is pretrained=True).
+        cfg.model[role]['pretrained'] = False
         options = {'model.backbone.init_cfg': None}
         if 'rcnn' in path:
             options.update(FAST_RCNN_OPTIONS)
@@ -133,6 +143,10 @@ def test_det_model_zoo_config_builds_and_steps(path):
     assert loss_keys, sorted(log_vars)
     for key in loss_keys:
         assert key in log_vars, (key, sorted(log_vars))
+    if detector_type is not None:
+        # Exactly the distillation losses of the config, no other.
+        assert sorted(k for k in log_vars if k.startswith('distill.')) == \
+            sorted(loss_keys), sorted(log_vars)
     assert any(k.startswith('student.loss_cls') for k in log_vars)
     for key, value in log_vars.items():
         assert torch.isfinite(torch.as_tensor(value)).all(), key

@@ -323,7 +323,15 @@ class ConfigurableDistiller(BaseModule):
                                          spec.get('data_idx'))
         connector = spec.get('connector')
         if connector is not None:
-            data = self.connectors[connector](data)
+            try:
+                data = self.connectors[connector](data)
+            except (ValueError, RuntimeError) as e:
+                # Name the config entry and the tensor it was given: a
+                # connector only knows its own type and arguments.
+                raise type(e)(
+                    f'connectors[{connector!r}] '
+                    f'({type(self.connectors[connector]).__name__}) on '
+                    f'{_describe_record(spec, data)}: {e}') from None
         return data
 
     def loss_arguments(self, loss_name: str, **context) -> Dict[str, Any]:
@@ -344,7 +352,7 @@ class ConfigurableDistiller(BaseModule):
         for arg, spec in self.loss_forward_mappings[loss_name].items():
             try:
                 kwargs[arg] = self.get_record(spec)
-            except (IndexError, RuntimeError) as e:
+            except (IndexError, RuntimeError, ValueError) as e:
                 raise type(e)(
                     f'loss_forward_mappings[{loss_name!r}][{arg!r}]: '
                     f'{e}') from None
@@ -378,9 +386,13 @@ class ConfigurableDistiller(BaseModule):
                                                      kwargs)
                 if classes:
                     raise ValueError(classes) from None
+                inputs = '; '.join(
+                    f'{arg}: '
+                    f'{_describe_record(spec, kwargs[arg], True)}'
+                    for arg, spec in mapping.items())
                 raise ValueError(f'distill_losses[{loss_name!r}]: {e}' +
-                                 self._connector_hint(mapping, kwargs)
-                                 ) from None
+                                 self._connector_hint(mapping, kwargs) +
+                                 f' (inputs: {inputs})') from None
             losses[loss_name] = loss * multiplier if multiplier != 1 else loss
         return losses
 
@@ -409,3 +421,27 @@ class ConfigurableDistiller(BaseModule):
         for manager in (self.student_recorders, self.teacher_recorders):
             for recorder in manager.recorders.values():
                 recorder.reset()
+
+
+def _shape_of(data: Any) -> str:
+    """``(2, 16, 8, 8)`` for a tensor, ``[(...), (...)]`` for a tuple or
+    list of them (FPN levels), the type's name otherwise."""
+    if torch.is_tensor(data):
+        return str(tuple(data.shape))
+    if isinstance(data, (tuple, list)):
+        return (f'{len(data)} levels ['
+                + ', '.join(_shape_of(d) for d in data) + ']')
+    return type(data).__name__
+
+
+def _describe_record(spec: Dict[str, Any], data: Any,
+                     after_connector: bool = False) -> str:
+    """Where a mapped tensor comes from and its shape, for error messages:
+    ``the student's recorder 'fpn' (data_idx 0) of shape (2, 16, 8, 8)``."""
+    owner = 'student' if spec['from_student'] else 'teacher'
+    where = f"the {owner}'s recorder {spec['recorder']!r}"
+    if spec.get('data_idx') is not None:
+        where += f" (data_idx {spec['data_idx']})"
+    if after_connector and spec.get('connector') is not None:
+        where += f" after connectors[{spec['connector']!r}]"
+    return f'{where} of shape {_shape_of(data)}'

@@ -1,0 +1,42 @@
+# PKD (Cao et al., NeurIPS 2022) on the FPN, RetinaNet-X101-64x4d (teacher,
+# mmdet model zoo, 1x, 41.0 box AP) -> RetinaNet-R50 (2x, 37.4 box AP alone)
+# on COCO: mmrazor's published setting
+# (configs/distill/mmdet/pkd/pkd_fpn_retina_x101_retina_r50_2x_coco.py,
+# 40.8 box AP in its README): one PKDLoss (weight 10) on each of the first
+# four FPN levels, picked with data_idx (the fifth is not distilled). The
+# student's own 2x config is the base: its data, 2x schedule and optimizer
+# (SGD lr 0.01, no gradient clipping, 8 GPUs x 2 images), as mmrazor's
+# config sets them. Only the teacher's backbone and neck run
+# (FpnTeacherDistill).
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
+
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_x101_64x4d_fpn_1x_coco/retinanet_x101_64x4d_fpn_1x_coco_20200130-366f5af1.pth'  # noqa: E501
+teacher_cfg_path = 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py'
+student_cfg_path = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
+num_levels = 4
+model = dict(
+    _delete_=True,
+    _scope_='mmstructkd',
+    type='FpnTeacherDistill',
+    architecture=dict(cfg_path=student_cfg_path, pretrained=False),
+    teacher=dict(cfg_path=teacher_cfg_path, pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        distill_losses={
+            f'loss_pkd_fpn{i}': dict(type='PKDLoss', loss_weight=10)
+            for i in range(num_levels)
+        },
+        loss_forward_mappings={
+            f'loss_pkd_fpn{i}': dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
+            for i in range(num_levels)
+        }))
+
+find_unused_parameters = True
+
+val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')
