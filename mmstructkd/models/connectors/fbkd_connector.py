@@ -122,11 +122,15 @@ class _FBKDConnectorBase(BaseModule):
 
     side = ''
 
-    def __init__(self, in_channels: int, reduction: int,
-                 conv_cfg: Dict, norm_cfg: Optional[Dict], mode: str,
-                 sub_sample: bool, maxpool_stride: int, zeros_init: bool,
-                 spatial_T: float, channel_T: float,
-                 init_cfg: Optional[Dict], **kwargs) -> None:
+    def __init__(self,
+                 in_channels: int,
+                 spatial_T: float = 0.5,
+                 channel_T: float = 0.5,
+                 init_cfg: Optional[Dict] = None,
+                 **non_local_options) -> None:
+        """``non_local_options`` (``reduction``, ``conv_cfg``, ``norm_cfg``,
+        ``mode``, ``sub_sample``, ``maxpool_stride``, ``zeros_init``) go to
+        :class:`NonLocalRelation`, which holds their defaults."""
         super().__init__(init_cfg=init_cfg)
         if spatial_T <= 0 or channel_T <= 0:
             raise ValueError(
@@ -135,16 +139,7 @@ class _FBKDConnectorBase(BaseModule):
         self.in_channels = in_channels
         self.spatial_T = spatial_T
         self.channel_T = channel_T
-        self.non_local = NonLocalRelation(
-            in_channels=in_channels,
-            reduction=reduction,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            mode=mode,
-            sub_sample=sub_sample,
-            maxpool_stride=maxpool_stride,
-            zeros_init=zeros_init,
-            **kwargs)
+        self.non_local = NonLocalRelation(in_channels, **non_local_options)
 
     def check_input(self, x: Tensor) -> None:
         if not torch.is_tensor(x) or x.dim() != 4 or \
@@ -194,20 +189,8 @@ class FBKDStudentConnector(_FBKDConnectorBase):
     def __init__(self,
                  in_channels: int,
                  teacher_channels: Optional[int] = None,
-                 reduction: int = 2,
-                 conv_cfg: Dict = dict(type='Conv2d'),
-                 norm_cfg: Optional[Dict] = dict(type='BN'),
-                 mode: str = 'dot_product',
-                 sub_sample: bool = False,
-                 maxpool_stride: int = 2,
-                 zeros_init: bool = True,
-                 spatial_T: float = 0.5,
-                 channel_T: float = 0.5,
-                 init_cfg: Optional[Dict] = None,
                  **kwargs) -> None:
-        super().__init__(in_channels, reduction, conv_cfg, norm_cfg, mode,
-                         sub_sample, maxpool_stride, zeros_init, spatial_T,
-                         channel_T, init_cfg, **kwargs)
+        super().__init__(in_channels, **kwargs)
         out_channels = teacher_channels or in_channels
         self.teacher_channels = out_channels
         self.channel_wise_adaptation = nn.Linear(in_channels, out_channels)
@@ -254,23 +237,6 @@ class FBKDTeacherConnector(_FBKDConnectorBase):
     """
 
     side = 'teacher'
-
-    def __init__(self,
-                 in_channels: int,
-                 reduction: int = 2,
-                 conv_cfg: Dict = dict(type='Conv2d'),
-                 norm_cfg: Optional[Dict] = dict(type='BN'),
-                 mode: str = 'dot_product',
-                 sub_sample: bool = False,
-                 maxpool_stride: int = 2,
-                 zeros_init: bool = True,
-                 spatial_T: float = 0.5,
-                 channel_T: float = 0.5,
-                 init_cfg: Optional[Dict] = None,
-                 **kwargs) -> None:
-        super().__init__(in_channels, reduction, conv_cfg, norm_cfg, mode,
-                         sub_sample, maxpool_stride, zeros_init, spatial_T,
-                         channel_T, init_cfg, **kwargs)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         self.check_input(x)
