@@ -8,12 +8,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import InstanceData
 
 import mmstructkd  # noqa: F401
 # Registers StructuralSimilarityLoss even before the package exports it.
 import mmstructkd.models.losses.ssim  # noqa: F401
 from mmstructkd.registry import MODELS
+from mmstructkd.benchmarks.random_batches import det_batch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIGS = sorted(
@@ -38,44 +38,6 @@ EXPECTED = {
     'fbkd_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py':
     ('FasterRCNN', [f'distill.loss_fbkd_fpn{i}' for i in range(4)]),
 }
-
-
-def box_masks(boxes, height, width):
-    """Instance masks filling each box (for Mask R-CNN students)."""
-    import numpy as np
-    from mmdet.structures.mask import BitmapMasks
-    masks = np.zeros((len(boxes), height, width), dtype=np.uint8)
-    for i, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist()):
-        masks[i, max(y1, 0):min(y2, height), max(x1, 0):min(x2, width)] = 1
-    return BitmapMasks(masks, height, width)
-
-
-def det_batch(num_images, height, width, num_boxes=3, num_classes=80,
-              seed=0):
-    """Random uint8 images with a few random boxes each, as the Runner's
-    dataloader hands them to ``train_step``."""
-    from mmdet.structures import DetDataSample
-    gen = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(num_images):
-        corner = torch.rand(num_boxes, 2, generator=gen) * (width / 2)
-        size = 8 + torch.rand(num_boxes, 2, generator=gen) * (width / 3)
-        sample = DetDataSample()
-        boxes = torch.cat([corner, corner + size], dim=1)
-        sample.gt_instances = InstanceData(
-            bboxes=boxes,
-            labels=torch.randint(0, num_classes, (num_boxes, ),
-                                 generator=gen),
-            masks=box_masks(boxes, height, width))
-        sample.set_metainfo(
-            dict(img_shape=(height, width), ori_shape=(height, width),
-                 scale_factor=(1.0, 1.0)))
-        samples.append(sample)
-    inputs = [
-        torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
-                      generator=gen) for _ in range(num_images)
-    ]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 # Fewer sampled RoIs than COCO's 512 per image: the step's cost is
@@ -138,7 +100,8 @@ def test_det_model_zoo_config_builds_and_steps(path):
     torch.manual_seed(0)
     # 64x64 keeps the R101 teacher cheap on CPU and still gives every
     # pyramid level (down to stride 128) one position at least.
-    log_vars = model.train_step(det_batch(2, 64, 64), wrapper)
+    log_vars = model.train_step(det_batch(2, (64, 64), num_classes=80, seed=0, with_masks=True,
+                  num_boxes=3), wrapper)
     loss_keys = loss_keys or [k for k in log_vars if k.startswith('distill.')]
     assert loss_keys, sorted(log_vars)
     for key in loss_keys:

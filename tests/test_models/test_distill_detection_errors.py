@@ -10,10 +10,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import InstanceData
 
 import mmstructkd  # noqa: F401
 from mmstructkd.registry import MODELS
+from mmstructkd.benchmarks.random_batches import det_batch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CWD_FPN = osp.join(
@@ -34,31 +34,12 @@ def cwd_fpn_model_cfg():
     return cfg
 
 
-def det_batch(num_images=2, size=32, seed=0):
-    from mmdet.structures import DetDataSample
-    gen = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(num_images):
-        corner = torch.rand(2, 2, generator=gen) * size / 2
-        sample = DetDataSample()
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([corner, corner + 8], dim=1),
-            labels=torch.tensor([0, 2]))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 scale_factor=(1.0, 1.0)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
-                            generator=gen) for _ in range(num_images)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def train_one_step(model_cfg):
     model = MODELS.build(model_cfg)
     wrapper = build_optim_wrapper(
         model, dict(optimizer=dict(type='SGD', lr=0.01)))
     model.train()
-    return model.train_step(det_batch(), wrapper)
+    return model.train_step(det_batch(2, (32, 32), num_classes=3, seed=0, num_boxes=2), wrapper)
 
 
 def with_student_fpn_levels_4(model_cfg):

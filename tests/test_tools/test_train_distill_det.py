@@ -13,12 +13,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import InstanceData
 
 import mmstructkd  # noqa: F401  (weights-only loading of Runner checkpoints)
 # Registers StructuralSimilarityLoss even before the package exports it.
 import mmstructkd.models.losses.ssim  # noqa: F401
 from mmstructkd.registry import MODELS
+from mmstructkd.benchmarks.random_batches import det_batch
 
 from conftest import (REPO_ROOT, last_checkpoint, quick_train_options,
                       run_tool, scalars, toy_config)
@@ -88,25 +88,6 @@ def teacher_ckpt(tmp_path_factory, toy_env):
 # ----------------------------------------------------------------------
 # In this process: the teacher runs only as far as the FPN
 # ----------------------------------------------------------------------
-def det_batch(num_images=2, size=64, seed=0):
-    from mmdet.structures import DetDataSample
-    gen = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(num_images):
-        corner = torch.rand(3, 2, generator=gen) * size / 2
-        sample = DetDataSample()
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([corner, corner + 10], dim=1),
-            labels=torch.tensor([0, 1, 2]))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 scale_factor=(1.0, 1.0)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
-                            generator=gen) for _ in range(num_images)]
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def count_calls(model, names):
     counts = {name: 0 for name in names}
     for name in names:
@@ -127,7 +108,7 @@ def test_fpn_distillation_runs_no_teacher_head(case):
     calls = count_calls(model.teacher, ['neck'] + case.teacher_heads)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     model.train()
-    log_vars = model.train_step(det_batch(), wrapper)
+    log_vars = model.train_step(det_batch(2, (64, 64), num_classes=3, seed=0, num_boxes=3), wrapper)
     assert set(case.loss_keys) <= set(log_vars)
     assert calls == dict({'neck': 1}, **{h: 0 for h in case.teacher_heads})
 
@@ -135,7 +116,7 @@ def test_fpn_distillation_runs_no_teacher_head(case):
     # (for Faster R-CNN the RPN and the RoI head), once per FPN level for
     # shared heads.
     model.teacher_forward_mode = 'tensor'
-    model.train_step(det_batch(), wrapper)
+    model.train_step(det_batch(2, (64, 64), num_classes=3, seed=0, num_boxes=3), wrapper)
     assert calls['neck'] == 2
     assert all(calls[h] > 0 for h in case.teacher_heads), calls
 

@@ -8,36 +8,17 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import InstanceData
 
 from mmstructkd.models.connectors import (FBKDStudentConnector,
                                           FBKDTeacherConnector)
 from mmstructkd.registry import MODELS
+from mmstructkd.benchmarks.random_batches import det_batch
 
 TOY = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
     'configs', 'toy')
 FBKD_FASTER_RCNN = ('fbkd_fpn_faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_'
                     '1xb8-2k_toyscenes-64x64.py')
-
-
-def det_batch(num_images=2, size=64, seed=0):
-    from mmdet.structures import DetDataSample
-    gen = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(num_images):
-        corner = torch.rand(3, 2, generator=gen) * size / 2
-        sample = DetDataSample()
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([corner, corner + 10], dim=1),
-            labels=torch.tensor([0, 1, 2]))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 scale_factor=(1.0, 1.0)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
-                            generator=gen) for _ in range(num_images)]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def test_fbkd_train_step_on_five_fpn_levels():
@@ -65,7 +46,7 @@ def test_fbkd_train_step_on_five_fpn_levels():
 
     wrapper.step = keep_grads
     model.train()
-    log_vars = model.train_step(det_batch(), wrapper)
+    log_vars = model.train_step(det_batch(2, (64, 64), num_classes=3, seed=0, num_boxes=3), wrapper)
     keys = [f'distill.loss_fbkd_fpn{i}' for i in range(5)]
     assert set(keys) <= set(log_vars)
     values = [float(log_vars[k].detach()) if torch.is_tensor(log_vars[k])

@@ -8,10 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import InstanceData
 
 from mmstructkd.models.connectors import MGDConnector
 from mmstructkd.registry import MODELS
+from mmstructkd.benchmarks.random_batches import det_batch
 
 TOY = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
@@ -22,25 +22,6 @@ PKD_FASTER_RCNN = ('pkd_fpn_faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_'
                    '1xb8-2k_toyscenes-64x64.py')
 MGD_RETINANET = ('mgd_fpn_retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
                  'toyscenes-64x64.py')
-
-
-def det_batch(num_images=2, size=64, seed=0):
-    from mmdet.structures import DetDataSample
-    gen = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(num_images):
-        corner = torch.rand(3, 2, generator=gen) * size / 2
-        sample = DetDataSample()
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([corner, corner + 10], dim=1),
-            labels=torch.tensor([0, 1, 2]))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 scale_factor=(1.0, 1.0)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
-                            generator=gen) for _ in range(num_images)]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def build(config):
@@ -66,7 +47,7 @@ def step_with_connector_grads(model, wrapper):
     original_step = wrapper.step
     wrapper.step = keep_grads
     model.train()
-    log_vars = model.train_step(det_batch(), wrapper)
+    log_vars = model.train_step(det_batch(2, (64, 64), num_classes=3, seed=0, num_boxes=3), wrapper)
     return log_vars, grads
 
 
