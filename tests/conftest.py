@@ -88,19 +88,49 @@ def quick_train_options(iters=4, batch=4):
 
 
 TOY_TEACHER = 'pspnet_r34-d8-thin32_1xb8-2k_toyscenes.py'
+# The second teacher of the toy multi-teacher config.
+TOY_DEEPLABV3_TEACHER = 'deeplabv3_r34-d8-thin32_1xb8-2k_toyscenes.py'
+
+
+def train_toy_teacher(config, tmp_path_factory, toy_env):
+    """``config`` trained for one iteration; its checkpoint."""
+    work_dir = str(tmp_path_factory.mktemp(osp.splitext(config)[0]))
+    run_tool(['tools/train.py', toy_config(config), '--work-dir',
+              work_dir, '--cfg-options', 'train_cfg.max_iters=1',
+              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
+              'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4'],
+             env=toy_env)
+    return osp.join(work_dir, 'iter_1.pth')
 
 
 @pytest.fixture(scope='session')
 def toy_teacher_ckpt(tmp_path_factory, toy_env):
     """A toy segmentation teacher trained for one iteration (the tests
     check wiring, not accuracy), shared by the whole session."""
-    work_dir = str(tmp_path_factory.mktemp('toy_teacher'))
-    run_tool(['tools/train.py', toy_config(TOY_TEACHER), '--work-dir',
-              work_dir, '--cfg-options', 'train_cfg.max_iters=1',
-              'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-              'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4'],
-             env=toy_env)
-    return osp.join(work_dir, 'iter_1.pth')
+    return train_toy_teacher(TOY_TEACHER, tmp_path_factory, toy_env)
+
+
+@pytest.fixture(scope='session')
+def toy_deeplabv3_teacher_ckpt(tmp_path_factory, toy_env):
+    """The toy DeepLabV3 teacher, likewise (multi-teacher tests)."""
+    return train_toy_teacher(TOY_DEEPLABV3_TEACHER, tmp_path_factory,
+                             toy_env)
+
+
+def teacher_ckpt_options(config, request):
+    """``--cfg-options`` that give the toy distillation ``config`` the
+    session's toy teacher checkpoints: ``model.teacher_ckpt=...``, or for
+    the multi-teacher config each teacher's ``ckpt``."""
+    from mmengine.config import Config
+    model = Config.fromfile(toy_config(config)).model
+    if 'teachers' not in model:
+        ckpt = request.getfixturevalue('toy_teacher_ckpt')
+        return [f'model.teacher_ckpt={ckpt}']
+    fixtures = dict(pspnet='toy_teacher_ckpt',
+                    deeplabv3='toy_deeplabv3_teacher_ckpt')
+    return [f'model.teachers.{name}.ckpt='
+            f'{request.getfixturevalue(fixtures[name])}'
+            for name in model.teachers]
 
 
 def last_checkpoint(work_dir):

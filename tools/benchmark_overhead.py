@@ -9,6 +9,7 @@ Examples::
     python tools/benchmark_overhead.py                    # toy set, CPU
     python tools/benchmark_overhead.py --set model-zoo    # CPU, small sizes
     python tools/benchmark_overhead.py --set model-zoo --device cuda
+    python tools/benchmark_overhead.py --teacher-precision fp32 bf16
 """
 import os.path as osp
 import sys

@@ -21,7 +21,7 @@ from mmstructkd.engine.hooks import use_finite_checkpoint_hook  # noqa: E402
 from mmstructkd.datasets import check_data_folders  # noqa: E402
 from mmstructkd.engine.runner import find_resumable_checkpoint  # noqa: E402
 from mmstructkd.engine.runner.tool_setup import (  # noqa: E402
-    add_launcher_args, load_tool_config)
+    add_launcher_args, enable_amp, load_tool_config)
 
 
 def parse_args(argv=None):
@@ -51,41 +51,6 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper(s) to mixed precision.
-
-    On CUDA: mmengine's ``AmpOptimWrapper`` (fp16 with dynamic loss scaling).
-    Without CUDA: ``mmstructkd.AutocastOptimWrapper`` (bf16 autocast; no
-    scaling needed), since mmengine's AMP wrapper refuses the CPU.
-    """
-    import torch
-    on_cuda = torch.cuda.is_available()
-
-    def to_amp(wrapper_cfg):
-        kind = wrapper_cfg.get('type', 'OptimWrapper')
-        if kind in ('AmpOptimWrapper', 'mmstructkd.AutocastOptimWrapper'):
-            return
-        if kind != 'OptimWrapper':
-            print_log(f'--amp: optim_wrapper type {kind} left unchanged',
-                      logger='current', level=logging.WARNING)
-            return
-        if on_cuda:
-            wrapper_cfg.type = 'AmpOptimWrapper'
-            wrapper_cfg.setdefault('loss_scale', 'dynamic')
-        else:
-            wrapper_cfg.type = 'mmstructkd.AutocastOptimWrapper'
-            wrapper_cfg.setdefault('dtype', 'bfloat16')
-
-    optim_wrapper = cfg.optim_wrapper
-    if 'constructor' in optim_wrapper or 'optimizer' not in optim_wrapper:
-        # An OptimWrapperDict: one wrapper per key (e.g. the discriminator).
-        for value in optim_wrapper.values():
-            if isinstance(value, dict) and 'optimizer' in value:
-                to_amp(value)
-    else:
-        to_amp(optim_wrapper)
 
 
 def build_config(args) -> Config:

@@ -2,11 +2,12 @@
 # (adversarial, WGAN-GP with a SAGAN-style critic on the logits, l_ho = 0.1,
 # l_gp = 10). The critic has its own optimizer (Adam 4e-4, betas 0.9/0.99,
 # as the later official code) and poly schedule; it steps after the student.
+# The critic's num_classes is inferred from the teacher's decode head (set
+# model.num_classes to change the class count of student, teacher and critic).
 _base_ = ['./skd_pi-pa_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py']
 model = dict(
     discriminator=dict(
         type='SAGANDiscriminator',
-        num_classes=5,
         base_channels=16,
         input_mode='logits'),
     discriminator_loss=dict(type='DiscriminatorLoss', loss_type='wgan',

@@ -49,18 +49,33 @@ TOY_FRCNN_MODEL = toy_config(
 # measures.
 OVERHEAD_TOY_CONFIGS = [
     toy_config('cwd_logits_' + SEG_PAIR),
+    toy_config('dist_logits_' + SEG_PAIR),
     toy_config('skd_pi_' + SEG_PAIR),
     toy_config('skd_pi-pa-fullres_' + SEG_PAIR),
     toy_config('skd_pi-pa-ho_' + SEG_PAIR),
     toy_config('bcd_' + SEG_PAIR),
+    toy_config('cwd_logits_pspnet-r34-thin32-and-deeplabv3-r34-thin32_'
+               'pspnet-r18-thin16_1xb8-2k_toyscenes.py'),
     toy_config('cwd_fpn_' + RETINA_PAIR),
-    toy_config('ssim_fpn_' + FRCNN_PAIR),
+    toy_config('pkd_fpn_' + RETINA_PAIR),
+    toy_config('dist_cls_' + RETINA_PAIR),
+    toy_config('mgd_fpn_' + RETINA_PAIR),
     toy_config('skd_pa-fpn_' + RETINA_PAIR),
     toy_config('bcd_' + RETINA_PAIR),
+    toy_config('crosskd_' + RETINA_PAIR),
+    toy_config('crosskd_gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_'
+               'toyscenes-64x64.py'),
+    toy_config('ssim_fpn_' + FRCNN_PAIR),
+    toy_config('pkd_fpn_' + FRCNN_PAIR),
+    toy_config('fbkd_fpn_' + FRCNN_PAIR),
+    toy_config('bcd_mask-rcnn-r34-thin32_mask-rcnn-r18-thin16_1xb8-2k_'
+               'toyscenes-64x64.py'),
 ]
 OVERHEAD_MODEL_ZOO_CONFIGS = [
     osp.join(CONFIGS_DIR, path) for path in (
         'cwd/cwd_logits_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_'
+        'cityscapes-512x1024.py',
+        'dist/dist_logits_deeplabv3-r101-d8_pspnet-r18-d8_8xb2-40k_'
         'cityscapes-512x1024.py',
         'skd/skd_pi_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'
         'cityscapes-512x512.py',
@@ -68,7 +83,13 @@ OVERHEAD_MODEL_ZOO_CONFIGS = [
         'cityscapes-512x512.py',
         'skd/skd_pi-pa-ho_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'
         'cityscapes-512x512.py',
-        'ssim/ssim_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py')
+        'bcd/bcd_deeplabv3-r101-d8_deeplabv3-r18-d8_4xb2-80k_'
+        'cityscapes-512x1024.py',
+        'ssim/ssim_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py',
+        'pkd/pkd_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-2x_coco.py',
+        'fbkd/fbkd_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py',
+        'bcd/bcd_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py',
+        'crosskd/crosskd_gfl-r101_gfl-r50_8xb2-1x_coco.py')
 ]
 OVERHEAD_SETS = {
     'toy': OVERHEAD_TOY_CONFIGS,

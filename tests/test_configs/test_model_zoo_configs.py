@@ -16,7 +16,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', 'cwd', '*cityscapes*.py')) +
     glob.glob(osp.join(REPO_ROOT, 'configs', 'skd', '*cityscapes*.py')) +
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'bcd', '*cityscapes*.py')))
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'bcd', '*cityscapes*.py')) +
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'dist', '*cityscapes*.py')))
 
 _SKD = 'skd_{}_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x512.py'
 # The reproduction configs (tools/reproduce.sh) -> exactly the distillation
@@ -29,6 +30,10 @@ EXPECTED_DISTILL_KEYS = {
     {'distill.loss_pi', 'distill.loss_pa', 'distill.loss_ho'},
     'cwd_logits_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py':
     {'distill.loss_cwd'},
+    'dist_logits_deeplabv3-r101-d8_deeplabv3-r18-d8_8xb2-40k_cityscapes-'
+    '512x1024.py': {'distill.loss_dist', 'distill.loss_dist_aux'},
+    'dist_logits_deeplabv3-r101-d8_pspnet-r18-d8_8xb2-40k_cityscapes-'
+    '512x1024.py': {'distill.loss_dist', 'distill.loss_dist_aux'},
 }
 
 

@@ -33,10 +33,42 @@ EXPECTED = {
     ('FasterRCNN', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
     'pkd_fpn_retinanet-x101_retinanet-r50_8xb2-2x_coco.py':
     ('RetinaNet', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
+    'pkd_fpn_fcos-x101_retinanet-r50_8xb2-1x_coco.py':
+    ('RetinaNet', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
+    # mmcv's DeformConv2d (teacher backbone, both heads) has a CPU kernel
+    # (forward and backward) in mmcv 2.1: this one steps here too.
+    'pkd_fpn_reppoints-x101-dcn_reppoints-r50_8xb2-2x_coco.py':
+    ('RepPointsDetector', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
+    'pkd_fpn_mask-rcnn-swin-s_retinanet-r50_8xb2-2x_coco.py':
+    ('RetinaNet', [f'distill.loss_pkd_fpn{i}' for i in range(4)]),
     'mgd_fpn_retinanet-x101_retinanet-r50_8xb2-2x_coco.py':
     ('RetinaNet', [f'distill.loss_mgd_fpn{i}' for i in range(5)]),
     'fbkd_fpn_faster-rcnn-r101_faster-rcnn-r50_8xb2-1x_coco.py':
     ('FasterRCNN', [f'distill.loss_fbkd_fpn{i}' for i in range(4)]),
+    # CrossKD: the teacher's head runs too, but by the algorithm after the
+    # teacher's extract_feat ('feat' mode).
+    'crosskd_gfl-r101_gfl-r50_8xb2-1x_coco.py':
+    ('GFL', ['distill.loss_cls_kd', 'distill.loss_dist_kd',
+             'distill.loss_box_kd']),
+    'crosskd_retinanet-r101_retinanet-r50_8xb2-2x_coco.py':
+    ('RetinaNet', ['distill.loss_cls_kd', 'distill.loss_box_kd']),
+}
+# Teachers of another detector family than the student (config name ->
+# teacher type, its backbone type and depth, None for a backbone without
+# one). Every other teacher in EXPECTED is the student's detector type on a
+# ResNet/ResNeXt-101.
+OTHER_TEACHERS = {
+    'pkd_fpn_fcos-x101_retinanet-r50_8xb2-1x_coco.py':
+    ('FCOS', 'ResNeXt', 101),
+    'pkd_fpn_mask-rcnn-swin-s_retinanet-r50_8xb2-2x_coco.py':
+    ('MaskRCNN', 'SwinTransformer', None),
+}
+# Batch image size where 64x64 does not do. mmcv's deform_conv refuses a
+# map smaller than its 3x3 kernel whatever the padding ("input image is
+# smaller than kernel", on CPU and GPU alike); the RepPoints teacher's DCN
+# in stage c5 sees 2x2 maps at 64x64 and 3x3 at 96x96.
+IMAGE_SIZES = {
+    'pkd_fpn_reppoints-x101-dcn_reppoints-r50_8xb2-2x_coco.py': (96, 96),
 }
 
 
@@ -59,7 +91,9 @@ def build_without_downloads(path):
         # No model-zoo weights either (FBKD's student is pretrained=True).
         cfg.model[role]['pretrained'] = False
         options = {'model.backbone.init_cfg': None}
-        if 'rcnn' in path:
+        # By the model's own config: a RetinaNet student of an R-CNN
+        # teacher has no RoI sampler.
+        if 'rcnn' in cfg.model[role]['cfg_path']:
             options.update(FAST_RCNN_OPTIONS)
         cfg.model[role]['cfg_options'] = options
     return cfg, MODELS.build(cfg.model)
@@ -79,11 +113,16 @@ def test_det_model_zoo_config_builds_and_steps(path):
     for net in (student, teacher):
         assert 'Pretrained' not in str(net.backbone.init_cfg)
     if detector_type is not None:
+        teacher_type, teacher_backbone, teacher_depth = OTHER_TEACHERS.get(
+            osp.basename(path), (detector_type, None, 101))
         assert type(student).__name__ == detector_type
-        assert type(teacher).__name__ == detector_type
-        # ResNet-50 student, ResNet-101 teacher.
+        assert type(teacher).__name__ == teacher_type
+        if teacher_backbone is not None:
+            assert type(teacher.backbone).__name__ == teacher_backbone
+        # ResNet-50 student, ResNet(-like)-101 teacher (or a Swin one).
         assert student.backbone.depth == 50
-        assert teacher.backbone.depth == 101
+        if teacher_depth is not None:
+            assert teacher.backbone.depth == teacher_depth
         # Only FPN outputs are distilled: the teacher's heads never run.
         assert model.teacher_forward_mode == 'feat'
     # Both networks see one preprocessed batch (the student's settings): a
@@ -99,8 +138,11 @@ def test_det_model_zoo_config_builds_and_steps(path):
     model.train()
     torch.manual_seed(0)
     # 64x64 keeps the R101 teacher cheap on CPU and still gives every
-    # pyramid level (down to stride 128) one position at least.
-    log_vars = model.train_step(det_batch(2, (64, 64), num_classes=80, seed=0, with_masks=True,
+    # pyramid level (down to stride 128) one position at least (see
+    # IMAGE_SIZES for the exception).
+    size = IMAGE_SIZES.get(osp.basename(path), (64, 64))
+    log_vars = model.train_step(
+        det_batch(2, size, num_classes=80, seed=0, with_masks=True,
                   num_boxes=3), wrapper)
     loss_keys = loss_keys or [k for k in log_vars if k.startswith('distill.')]
     assert loss_keys, sorted(log_vars)

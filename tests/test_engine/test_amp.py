@@ -10,7 +10,8 @@ import textwrap
 import pytest
 from mmengine.config import Config
 
-from conftest import TOY_CONFIGS, run_tool, toy_config
+from conftest import (TOY_CONFIGS, run_tool, teacher_ckpt_options,
+                      toy_config)
 
 DISTILL_CONFIGS = sorted(
     osp.basename(p) for p in glob.glob(osp.join(TOY_CONFIGS, '*.py'))
@@ -104,18 +105,18 @@ def test_seg_distill_configs_found():
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', SEG_DISTILL)
-def test_amp_bf16_on_cpu(config, tmp_path, toy_env, toy_teacher_ckpt):
+def test_amp_bf16_on_cpu(config, tmp_path, toy_env, request):
     iters = 2
     work_dir = str(tmp_path / 'amp')
     sched = Config.fromfile(toy_config(config)).param_scheduler
     keys = list(sched) if isinstance(sched, dict) else [None]
-    opts = [f'model.teacher_ckpt={toy_teacher_ckpt}',
-            f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={iters}',
-            'default_hooks.logger.interval=1',
-            'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2'
-            ] + [f'param_scheduler.{k + "." if k else ""}0.end={iters}'
-                 for k in keys]
+    opts = teacher_ckpt_options(config, request) + [
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        'default_hooks.logger.interval=1',
+        'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2'
+    ] + [f'param_scheduler.{k + "." if k else ""}0.end={iters}'
+         for k in keys]
     probed, hook_dir = probed_config(config, tmp_path)
     env = dict(toy_env, PYTHONPATH=os.pathsep.join(
         [hook_dir, os.environ.get('PYTHONPATH', '')]))

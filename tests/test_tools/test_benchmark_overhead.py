@@ -5,6 +5,7 @@ writes JSON + Markdown with a row per requested config and the command."""
 import json
 import math
 import os.path as osp
+import statistics
 
 import pytest
 import torch
@@ -71,9 +72,10 @@ def test_overhead_benchmark_writes_time_memory_and_ratios(tmp_path):
     seg, det, zoo = rows
     # CWD on FPN levels needs only the teacher's backbone and neck.
     assert det['teacher_forward_mode'] == 'feat'
-    assert zoo['target'] == 1.05 and seg['target'] is None
+    # CWD is held to 1.05, SKD pi+pa+ho (critic included) to 1.10.
+    assert zoo['target'] == 1.05 and seg['target'] == 1.10
     assert isinstance(zoo['meets_target'], bool)
-    assert 'meets_target' not in seg
+    assert seg['meets_target'] == (seg['c_over_b'] <= 1.10)
     # The model-zoo teacher (PSPNet-R101) outweighs the toy models.
     assert zoo['memory']['c']['models_mb'] > 10 * seg['memory']['c'][
         'models_mb']
@@ -134,3 +136,96 @@ def test_cuda_without_a_gpu_exits_with_a_clear_message(monkeypatch,
     assert 'no CUDA device is available' in str(exc.value)
     assert '--device cpu' in str(exc.value)
     assert not osp.exists(out)
+
+
+TOY_CWD = ('configs/toy/cwd_logits_pspnet-r34-thin32_pspnet-r18-thin16_'
+           '1xb8-2k_toyscenes.py')
+
+
+def test_teacher_precision_costs_are_timed_and_tabled(tmp_path):
+    out = str(tmp_path / 'precision.json')
+    rows = benchmark_overhead.main([
+        '--configs', TOY_CWD, '--size', '32', '32', '--batch', '2',
+        '--steps', '2', '--warmup', '0', '--memory-steps', '0',
+        '--threads', '1', '--teacher-precision', 'fp32', 'bf16',
+        '--out', out])
+    with open(out) as f:
+        row, = json.load(f)['rows']
+    assert row == json.loads(json.dumps(rows[0]))
+    assert row['status'] == 'ok', row.get('reason')
+    # (a), (b), (c) as before, (b) and (c) in the config's precision.
+    assert set(row['times_s']) == set('abc')
+    assert row['teacher_precision'] == 'fp32'
+    costs = row['teacher_precisions']
+    assert list(costs) == ['fp32', 'bf16']
+    for precision, cost in costs.items():
+        assert len(cost['times_s']) == 2
+        assert all(positive_finite(t) for t in cost['times_s'])
+        assert math.isfinite(cost['teacher_forward_s'])
+        # (b) - (a), per step.
+        assert cost['teacher_forward_s'] == pytest.approx(
+            statistics.median(b - a for b, a in zip(
+                cost['times_s'], row['times_s']['a'])))
+    if costs['fp32']['teacher_forward_s'] > 0:
+        assert costs['bf16']['teacher_forward_over_first'] == pytest.approx(
+            costs['bf16']['teacher_forward_s'] /
+            costs['fp32']['teacher_forward_s'])
+    with open(osp.splitext(out)[0] + '.md') as f:
+        table = f.read()
+    assert '| (b) - (a), fp32 | (b) - (a), bf16 | bf16 / fp32 |' in table
+    assert sum(line.startswith(f'| {row["name"]} | 2 x 32x32')
+               for line in table.splitlines()) == 2
+
+
+def test_teacher_precision_options_are_checked():
+    args = benchmark_overhead.parse_args(['--teacher-precision', 'bf16'])
+    assert args.teacher_precision == ['bf16']
+    assert benchmark_overhead.parse_args([]).teacher_precision is None
+    for bad in (['fp16'], ['fp32', 'fp32'], ['fp8']):
+        with pytest.raises(SystemExit):
+            benchmark_overhead.parse_args(['--teacher-precision'] + bad)
+    cuda = benchmark_overhead.parse_args(
+        ['--device', 'cuda', '--teacher-precision', 'fp32', 'fp16'])
+    assert cuda.teacher_precision == ['fp32', 'fp16']
+
+
+def test_amp_switches_every_optimizer_wrapper_as_train_does(tmp_path):
+    """--amp: the steps run with tools/train.py --amp's wrappers (bf16
+    autocast on the CPU), recorded in the results."""
+    from mmstructkd.benchmarks.overhead.specs import resolve
+    from mmstructkd.benchmarks.overhead.steps import build
+    args = benchmark_overhead.parse_args(['--amp', '--size', '32', '32'])
+    spec = resolve(osp.join(REPO_ROOT, TOY_SEG), args)
+    assert spec['amp'] is True
+    model, wrappers, _ = build(spec, 'cpu')
+    # SKD's critic has its own wrapper: both are switched.
+    kinds = {type(w).__name__ for w in wrappers.values()}
+    assert kinds == {'AutocastOptimWrapper'}, kinds
+    spec['amp'] = False
+    _, plain, _ = build(spec, 'cpu')
+    assert {type(w).__name__ for w in plain.values()} == {'OptimWrapper'}
+
+    out = str(tmp_path / 'amp.json')
+    rows = benchmark_overhead.main([
+        '--configs', TOY_CWD, '--size', '32', '32', '--batch', '2',
+        '--steps', '1', '--warmup', '0', '--memory-steps', '0',
+        '--threads', '1', '--amp', '--out', out])
+    assert rows[0]['status'] == 'ok', rows[0].get('reason')
+    with open(out) as f:
+        result = json.load(f)
+    assert result['info']['amp'] is True and result['rows'][0]['amp']
+    with open(osp.splitext(out)[0] + '.md') as f:
+        assert 'mixed precision (--amp)' in f.read()
+
+
+def test_every_method_has_its_overhead_target():
+    from mmstructkd.benchmarks.overhead.specs import target_of
+    light = ('cwd_logits_x', 'cwd_fpn_x', 'skd_pi_x', 'pkd_fpn_x',
+             'dist_logits_x', 'dist_cls_x')
+    assert {name: target_of(name) for name in light} == dict.fromkeys(
+        light, 1.05)
+    other = ('skd_pi-pa-fullres_x', 'skd_pi-pa-ho_x', 'skd_pa-fpn_x',
+             'ssim_fpn_x', 'bcd_x', 'mgd_fpn_x', 'fbkd_fpn_x', 'crosskd_x',
+             'cwd-bcd_x')
+    assert {name: target_of(name) for name in other} == dict.fromkeys(
+        other, 1.10)

@@ -35,6 +35,7 @@ from mmengine.config import Config
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmstructkd  # noqa: E402,F401  (weights-only loading of the ckpt)
+from mmstructkd.models.algorithms.class_count import set_num_classes  # noqa: E402,E501
 from mmstructkd.models.task_models import resolve_model_config  # noqa: E402
 from mmstructkd.utils.config_data import (ConfigNotDataError,  # noqa: E402
                                           parse_config_data)
@@ -54,7 +55,12 @@ def plain_student_config(distill_cfg: Config) -> Config:
     """Turn a distillation config into the student's plain task config."""
     # Checked beforehand when the config comes from a checkpoint
     # (check_untrusted_student_source): a cfg_path loads a config file.
-    model, scope = resolve_model_config(distill_cfg.model.architecture)
+    # The distiller's one num_classes reached the student's heads when it was
+    # built: the exported config must say the same.
+    architecture = set_num_classes(distill_cfg.model.architecture,
+                                   distill_cfg.model.get('num_classes'),
+                                   'architecture')
+    model, scope = resolve_model_config(architecture)
     cfg_dict = copy.deepcopy(distill_cfg.to_dict())
     cfg_dict['model'] = model.to_dict() if hasattr(model, 'to_dict') \
         else dict(model)

@@ -19,6 +19,15 @@ medians over ``--steps`` steps after ``--warmup``. With an adversarial
 critic, its update (``critic_step``, part of (c)) is timed on its own in the
 same steps and reported separately, with (c) minus the critic step over (b).
 
+Teacher precision: ``--teacher-precision fp32 bf16`` (``fp16`` with
+``--device cuda``) also times (b) with the teacher's forward in each of
+these precisions (``model.teacher_precision``: autocast on the teacher's
+device), interleaved with the others, and reports what the teacher's
+forward costs in each, (b) - (a) (median of the per-step differences), and
+relative to the first precision listed (``teacher_precisions`` in the JSON,
+a table of its own in the Markdown). (b) and (c) themselves run in the
+config's own ``teacher_precision``. Memory is not measured per precision.
+
 Memory: peak is process-wide, so each of (a), (b), (c) runs in its own fresh
 process (forked from a server that has only imported the libraries): build
 the models and the inputs, then ``--memory-steps`` steps (the first
@@ -58,6 +67,8 @@ Examples::
         --out benchmarks/results/overhead_pspnet_cuda.json
     python tools/benchmark_overhead.py --configs CONFIG --size 64 64 \\
         --steps 2 --warmup 0 --out /tmp/overhead.json
+    python tools/benchmark_overhead.py --device cuda \\
+        --teacher-precision fp32 bf16 fp16
 
 Modules: :mod:`.specs` (sizes, batches, targets), :mod:`.steps` (the step
 kinds and their timing), :mod:`.memory_processes`, :mod:`.report` (the

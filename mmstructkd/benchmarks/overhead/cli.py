@@ -9,6 +9,7 @@ import traceback
 
 import torch
 
+from ...models.algorithms.frozen_teacher import TEACHER_PRECISIONS
 from ..config_lists import OVERHEAD_SETS, RESULTS_DIR
 from ..machine import load_average, machine_info, use_threads
 from .memory_processes import MemoryProcesses
@@ -44,6 +45,17 @@ def parse_args(argv=None):
         parser.add_argument(f'--{name}', type=int,
                             help=f'{what} (default {full}; {cpu_zoo} for the '
                             'model zoo on CPU)')
+    parser.add_argument(
+        '--teacher-precision', nargs='+', choices=tuple(TEACHER_PRECISIONS),
+        metavar='PRECISION',
+        help='also time (b) with the teacher\'s forward in each of these '
+        'precisions (model.teacher_precision: fp32, bf16, fp16 on CUDA) and '
+        'report what the teacher forward costs, (b) - (a), in each, e.g. '
+        '--teacher-precision fp32 bf16')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='every step in mixed precision, as tools/train.py --amp: fp16 '
+        'with loss scaling on CUDA, bf16 autocast on CPU')
     parser.add_argument('--threads', type=int,
                         help='torch intra-op threads (default: torch\'s)')
     parser.add_argument('--memory-steps', type=int, default=2,
@@ -61,6 +73,13 @@ def parse_args(argv=None):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
+    precisions = args.teacher_precision or []
+    if len(set(precisions)) != len(precisions):
+        parser.error(f'--teacher-precision lists a precision twice: '
+                     f'{precisions}')
+    if 'fp16' in precisions and args.device != 'cuda':
+        parser.error('--teacher-precision fp16 is for CUDA teachers '
+                     '(--device cuda); on a CPU compare fp32 and bf16.')
     return args
 
 
@@ -85,6 +104,7 @@ def main(argv=None):
         date=datetime.datetime.now().isoformat(timespec='seconds'),
         command=command,
         device=args.device,
+        amp=args.amp,
         torch=torch.__version__,
         threads=torch.get_num_threads(),
         memory_steps=args.memory_steps,
@@ -113,6 +133,10 @@ def main(argv=None):
               f'{fmt_ms(row["median_s"]["b"])}, (c) '
               f'{fmt_ms(row["median_s"]["c"])}, (c)/(b) '
               f'{row["c_over_b"]:.3f}', file=sys.stderr, flush=True)
+        for precision, cost in row.get('teacher_precisions', {}).items():
+            print(f'    teacher forward in {precision}: (b) - (a) '
+                  f'{fmt_ms(cost["teacher_forward_s"])}', file=sys.stderr,
+                  flush=True)
         if memory is not None:
             row.update(memory.measure(spec))
             print('    memory: ' + ', '.join(

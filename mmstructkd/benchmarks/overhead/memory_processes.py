@@ -23,7 +23,8 @@ def measure_memory(spec, condition, device, num_steps):
     model, wrappers, make_batch = build(spec, device)
     steps = make_steps(model, wrappers)
     batches = [make_batch(seed=i) for i in range(num_steps)]
-    modules = [model, model.teacher]  # the teacher is outside the tree
+    # The teachers are outside the module tree.
+    modules = [model, *model.teachers.values()]
     models_bytes = sum(
         tensor_bytes(m.parameters()) + tensor_bytes(m.buffers())
         for m in modules)

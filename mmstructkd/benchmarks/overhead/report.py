@@ -12,13 +12,21 @@ def fmt_mb(entry):
     return f'{entry["peak_mb"]:.0f} MB'
 
 
+def teacher_runs(row):
+    """How far the teacher runs, and its precision unless float32."""
+    precision = row.get('teacher_precision', 'fp32')
+    return row['teacher_forward_mode'] + (
+        f' ({precision})' if set(precision.split(', ')) != {'fp32'} else '')
+
+
 def markdown(rows, info):
     load_start = '/'.join(f'{x:.1f}' for x in info['load_average_start'])
     load_end = '/'.join(f'{x:.1f}' for x in info['load_average_end'])
     device = info['machine'].get('gpu', info['device'])
     lines = [
         f'Overhead of the distillation step: {device}, '
-        f'{info["threads"]} threads, torch {info["torch"]}, random weights. '
+        f'{info["threads"]} threads, torch {info["torch"]}, random weights'
+        + (', mixed precision (--amp)' if info.get('amp') else '') + '. '
         f'Load average (1/5/15 min) {load_start} at the start, {load_end} '
         f'at the end. {info["date"]}, `{info["command"]}`.', '',
         'Time per training step: medians over interleaved steps (after the '
@@ -48,9 +56,10 @@ def markdown(rows, info):
                        f'{r["c_without_critic_over_b"]:.3f}')
         lines.append(
             f'| {r["name"]} | {r["batch"]} x {r["size"][0]}x{r["size"][1]} '
-            f'| {r["steps"]} | {r["teacher_forward_mode"]} | '
+            f'| {r["steps"]} | {teacher_runs(r)} | '
             f'{fmt_ms(m["a"])} | {fmt_ms(m["b"])} | {fmt_ms(m["c"])} | '
             f'{r["c_over_b"]:.3f} | {target} | {critic} | {without} |')
+    lines += precision_table(rows)
     if any('memory' in r for r in rows):
         lines += [
             '', 'Peak memory beyond the built models and inputs, each step '
@@ -81,3 +90,36 @@ def markdown(rows, info):
             lines.append(f'\n({key}) of {name}: {reason}')
     return '\n'.join(lines) + '\n'
 
+
+
+def precision_table(rows):
+    """The lines of the teacher-precision table (``--teacher-precision``):
+    per config, what the teacher's forward costs, (b) - (a), in each
+    precision, and relative to the first one listed; none without it."""
+    measured = [r for r in rows if r['status'] == 'ok' and
+                r.get('teacher_precisions')]
+    if not measured:
+        return []
+    precisions = list(measured[0]['teacher_precisions'])
+    first = precisions[0]
+    header = ['config', 'input', 'teacher runs'] + [
+        f'(b) - (a), {p}' for p in precisions] + [
+        f'{p} / {first}' for p in precisions[1:]]
+    lines = [
+        '', 'Teacher forward in each precision (model.teacher_precision): '
+        'what it adds to the student\'s step, (b) - (a), the median of the '
+        'per-step differences (same batch, same round of interleaved '
+        'steps), and relative to ' + first + '.', '',
+        '| ' + ' | '.join(header) + ' |',
+        '|---|---|---|' + '---:|' * (len(header) - 3)
+    ]
+    for r in measured:
+        costs = r['teacher_precisions']
+        cells = [r['name'], f'{r["batch"]} x {r["size"][0]}x{r["size"][1]}',
+                 teacher_runs(r)]
+        cells += [fmt_ms(costs[p]['teacher_forward_s']) for p in precisions]
+        for p in precisions[1:]:
+            ratio = costs[p]['teacher_forward_over_first']
+            cells.append('-' if ratio is None else f'{ratio:.3f}')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines

@@ -33,17 +33,26 @@ def batch_maker(student, spec):
 # --------------------------------------------------------------- steps ---
 def build(spec, device):
     """The algorithm (random weights), its optimizer wrappers, a batch
-    maker."""
+    maker. ``spec['amp']``: the optimizer wrappers switched to mixed
+    precision as ``tools/train.py --amp`` does (fp16 on CUDA, bf16 on
+    CPU)."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
     import mmstructkd  # noqa: F401
+    from mmstructkd.engine.runner.tool_setup import enable_amp
     from mmstructkd.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO_ROOT, spec['config']))
+    if spec.get('amp'):
+        enable_amp(cfg, on_cuda=str(device).startswith('cuda'))
     # Random weights: nothing is loaded or downloaded (building a model
     # does not run init_weights, so pretrained backbones are not fetched
     # either).
-    cfg.model.teacher_ckpt = None
+    if 'teachers' in cfg.model:  # MultiTeacherDistill
+        for teacher in cfg.model.teachers.values():
+            teacher.ckpt = None
+    else:
+        cfg.model.teacher_ckpt = None
     model = MODELS.build(cfg.model)
     if getattr(model.data_preprocessor, 'size', None) is not None:
         # Pad to the measured size, not to the config's crop.
@@ -59,9 +68,19 @@ def synchronizer(device):
     return lambda: None
 
 
-def make_steps(model, wrappers):
-    """The three step kinds, each taking a dataloader batch."""
+def precision_condition(precision):
+    """The step kind (b) with the teacher's forward in ``precision``."""
+    return f'b_{precision}'
+
+
+def make_steps(model, wrappers, teacher_precisions=()):
+    """The three step kinds, each taking a dataloader batch; and (b) again
+    with the teacher's forward in each of ``teacher_precisions``
+    (``precision_condition``)."""
     from mmengine.optim import OptimWrapperDict
+
+    from mmstructkd.models.algorithms.frozen_teacher import (
+        forward_teacher, teacher_autocast)
     student_wrapper = wrappers['architecture'] if isinstance(
         wrappers, OptimWrapperDict) else wrappers
 
@@ -71,26 +90,31 @@ def make_steps(model, wrappers):
         loss, _ = model.parse_losses(losses)
         student_wrapper.update_params(loss)
 
-    def teacher_forward(data):
-        # What run_teacher does, without the recorders' hooks.
-        with torch.no_grad():
-            if model.teacher_forward_mode == 'feat':
-                model.teacher.extract_feat(data['inputs'])
-            else:
-                model.teacher(**data, mode=model.teacher_forward_mode)
+    def teacher_forward(data, precision):
+        # What run_teacher does, without the recorders' hooks; each teacher
+        # in its own precision unless one is given.
+        for frozen in model.frozen_teachers.values():
+            with torch.no_grad(), teacher_autocast(
+                    frozen.model, precision or frozen.precision):
+                forward_teacher(frozen.model, frozen.forward_mode,
+                                data['inputs'], data['data_samples'])
 
     def step_a(batch):
         student_step(model.data_preprocessor(batch, True))
 
-    def step_b(batch):
+    def step_b(batch, precision=None):
         data = model.data_preprocessor(batch, True)
-        teacher_forward(data)
+        teacher_forward(data, precision)
         student_step(data)
 
     def step_c(batch):
         model.train_step(batch, wrappers)
 
-    return dict(a=step_a, b=step_b, c=step_c)
+    steps = dict(a=step_a, b=step_b, c=step_c)
+    for precision in teacher_precisions:
+        steps[precision_condition(precision)] = (
+            lambda batch, precision=precision: step_b(batch, precision))
+    return steps
 
 
 def time_critic_steps(model, sync):
@@ -112,19 +136,24 @@ def time_critic_steps(model, sync):
 
 
 def measure_time(spec, args):
-    """Interleaved (a), (b), (c) steps in this process; medians, ratios."""
+    """Interleaved (a), (b), (c) steps in this process (and (b) in each
+    ``--teacher-precision``); medians, ratios."""
     sync = synchronizer(args.device)
     model, wrappers, make_batch = build(spec, args.device)
-    steps = make_steps(model, wrappers)
+    precisions = list(getattr(args, 'teacher_precision', None) or ())
+    steps = make_steps(model, wrappers, precisions)
+    conditions = CONDITIONS + tuple(precision_condition(p)
+                                    for p in precisions)
     adversarial = model.discriminator is not None
     critic_durations = time_critic_steps(model, sync) if adversarial else []
-    times = {key: [] for key in CONDITIONS}
+    times = {key: [] for key in conditions}
     critic = []
     load_before = load_average()
     for i in range(spec['warmup'] + spec['steps']):
         # Rotate the order so that none always runs first; each gets the
         # same batch.
-        order = CONDITIONS[i % 3:] + CONDITIONS[:i % 3]
+        shift = i % len(conditions)
+        order = conditions[shift:] + conditions[:shift]
         for key in order:
             batch = make_batch(seed=i)
             num_critic = len(critic_durations)
@@ -139,11 +168,14 @@ def measure_time(spec, args):
             if adversarial and key == 'c':
                 ran = len(critic_durations) > num_critic
                 critic.append(critic_durations[-1] if ran else 0.0)
-    med = {key: statistics.median(v) for key, v in times.items()}
+    med = {key: statistics.median(times[key]) for key in CONDITIONS}
     result = dict(
-        teacher_forward_mode=model.teacher_forward_mode,
+        teacher_forward_mode=', '.join(
+            f.forward_mode for f in model.frozen_teachers.values()),
+        teacher_precision=', '.join(
+            f.precision for f in model.frozen_teachers.values()),
         adversarial=adversarial,
-        times_s=times,
+        times_s={key: times[key] for key in CONDITIONS},
         median_s=med,
         c_over_b=med['c'] / med['b'],
         b_over_a=med['b'] / med['a'],
@@ -151,6 +183,9 @@ def measure_time(spec, args):
         load_after=load_average())
     if spec['target'] is not None:
         result['meets_target'] = result['c_over_b'] <= spec['target']
+    if precisions:
+        result['teacher_precisions'] = teacher_precision_costs(
+            times, precisions)
     if adversarial:
         without = [c - k for c, k in zip(times['c'], critic)]
         result.update(
@@ -162,3 +197,24 @@ def measure_time(spec, args):
             result['c_without_critic_median_s'] / med['b'])
     return result
 
+
+
+def teacher_precision_costs(times, precisions):
+    """Per precision: the times of (b) with the teacher's forward in it,
+    their median, and what the teacher's forward costs, (b) - (a) (median
+    of the per-step differences: the two ran on the same batch in the same
+    round), also relative to the first precision listed."""
+    costs = {}
+    for precision in precisions:
+        b_times = times[precision_condition(precision)]
+        costs[precision] = dict(
+            times_s=b_times,
+            median_s=statistics.median(b_times),
+            teacher_forward_s=statistics.median(
+                b - a for b, a in zip(b_times, times['a'])))
+    first = costs[precisions[0]]['teacher_forward_s']
+    for precision in precisions:
+        cost = costs[precision]['teacher_forward_s']
+        costs[precision]['teacher_forward_over_first'] = (
+            cost / first if first > 0 else None)
+    return costs

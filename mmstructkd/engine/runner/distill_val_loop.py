@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from mmstructkd.models.utils.model_wrappers import unwrap_model
 from mmstructkd.registry import LOOPS
-from .teacher_evaluation import evaluate_teacher
+from .teacher_evaluation import evaluate_teachers
 
 EVALUATE_TEACHER = ('once', 'always', 'never')
 
@@ -15,7 +15,7 @@ EVALUATE_TEACHER = ('once', 'always', 'never')
 @LOOPS.register_module()
 class SingleTeacherDistillValLoop(ValLoop):
     """Evaluate the student as usual, and the teacher with ``teacher.``
-    prefixed metrics.
+    prefixed metrics (several teachers: ``teacher.<name>.``, each once).
 
     A wrongly loaded teacher is the most common way distillation fails
     silently; its metric next to the student's shows it at once. The
@@ -72,10 +72,10 @@ class SingleTeacherDistillValLoop(ValLoop):
 
     def run_teacher(self, evaluator: Optional[Evaluator] = None
                     ) -> Dict[str, float]:
-        """The teacher's metrics, ``teacher.`` prefixed."""
-        metrics = evaluate_teacher(self.algorithm.teacher, self.dataloader,
-                                   evaluator or self.evaluator, fp16=self.fp16)
-        return {f'teacher.{k}': v for k, v in metrics.items()}
+        """The teacher's metrics, ``teacher.`` prefixed (with several
+        teachers, each one's, ``teacher.<name>.`` prefixed)."""
+        return evaluate_teachers(self.algorithm.teachers, self.dataloader,
+                                 evaluator or self.evaluator, fp16=self.fp16)
 
 
 class WithTeacherMetrics:

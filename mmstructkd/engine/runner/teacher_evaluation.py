@@ -1,5 +1,5 @@
-"""Evaluate the frozen teacher on the validation data."""
-from typing import Dict, Optional
+"""Evaluate the frozen teacher(s) on the validation data."""
+from typing import Dict, Mapping, Optional
 
 import torch
 from mmengine.evaluator import Evaluator
@@ -39,3 +39,27 @@ def evaluate_teacher(teacher: nn.Module,
     # (it drops the samples a distributed sampler repeats).
     whole = max_batches is None or max_batches >= len(dataloader)
     return evaluator.evaluate(len(dataloader.dataset) if whole else seen)
+
+
+def teacher_metric_prefix(name: Optional[str]) -> str:
+    """``teacher.`` for the only teacher, ``teacher.<name>.`` for one of
+    several (``MultiTeacherDistill``)."""
+    return 'teacher.' if name is None else f'teacher.{name}.'
+
+
+def evaluate_teachers(teachers: Mapping[Optional[str], nn.Module],
+                      dataloader: DataLoader,
+                      evaluator: Evaluator,
+                      max_batches: Optional[int] = None,
+                      fp16: bool = False) -> Dict[str, float]:
+    """:func:`evaluate_teacher` for every teacher of ``teachers`` (name ->
+    model, as the algorithm's ``teachers``), each once, its metrics
+    prefixed by :func:`teacher_metric_prefix`."""
+    metrics = {}
+    for name, teacher in teachers.items():
+        prefix = teacher_metric_prefix(name)
+        metrics.update({
+            prefix + key: value for key, value in evaluate_teacher(
+                teacher, dataloader, evaluator, max_batches, fp16).items()
+        })
+    return metrics

@@ -1,9 +1,11 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: the config from the
 command line and a distributed set-up that also works without a GPU."""
+import logging
 import os.path as osp
 from typing import Optional, Sequence
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 
 def load_tool_config(config_path: str,
@@ -32,7 +34,16 @@ def load_tool_config(config_path: str,
 
 
 def is_distillation(cfg: Config) -> bool:
-    return str(cfg.model.get('type', '')).endswith('SingleTeacherDistill')
+    """Whether ``cfg.model`` is one of this package's distillation
+    algorithms (``SingleTeacherDistill``, its subclasses,
+    ``MultiTeacherDistill``)."""
+    from mmstructkd.models.algorithms.base_distill import BaseDistill
+    from mmstructkd.registry import MODELS
+    model_type = cfg.model.get('type', '')
+    if isinstance(model_type, type):
+        return issubclass(model_type, BaseDistill)
+    found = MODELS.get(str(model_type))
+    return isinstance(found, type) and issubclass(found, BaseDistill)
 
 
 def setup_distributed(cfg: Config) -> None:
@@ -69,3 +80,41 @@ def add_launcher_args(parser, launchers: Sequence[str] = (
     parser.add_argument('--launcher', choices=list(launchers),
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def enable_amp(cfg: Config, on_cuda: Optional[bool] = None) -> None:
+    """Switch the optimizer wrapper(s) to mixed precision.
+
+    On CUDA: mmengine's ``AmpOptimWrapper`` (fp16 with dynamic loss scaling).
+    Without CUDA: ``mmstructkd.AutocastOptimWrapper`` (bf16 autocast; no
+    scaling needed), since mmengine's AMP wrapper refuses the CPU.
+    ``on_cuda``: where the model trains (default: whether CUDA is
+    available).
+    """
+    import torch
+    if on_cuda is None:
+        on_cuda = torch.cuda.is_available()
+
+    def to_amp(wrapper_cfg):
+        kind = wrapper_cfg.get('type', 'OptimWrapper')
+        if kind in ('AmpOptimWrapper', 'mmstructkd.AutocastOptimWrapper'):
+            return
+        if kind != 'OptimWrapper':
+            print_log(f'--amp: optim_wrapper type {kind} left unchanged',
+                      logger='current', level=logging.WARNING)
+            return
+        if on_cuda:
+            wrapper_cfg.type = 'AmpOptimWrapper'
+            wrapper_cfg.setdefault('loss_scale', 'dynamic')
+        else:
+            wrapper_cfg.type = 'mmstructkd.AutocastOptimWrapper'
+            wrapper_cfg.setdefault('dtype', 'bfloat16')
+
+    optim_wrapper = cfg.optim_wrapper
+    if 'constructor' in optim_wrapper or 'optimizer' not in optim_wrapper:
+        # An OptimWrapperDict: one wrapper per key (e.g. the discriminator).
+        for value in optim_wrapper.values():
+            if isinstance(value, dict) and 'optimizer' in value:
+                to_amp(value)
+    else:
+        to_amp(optim_wrapper)

@@ -8,6 +8,11 @@ The critic's inputs are taken from the student step's recordings
 (:func:`collect_critic_inputs`), detached, and handed to the critic step
 explicitly (:class:`CriticInputs`).
 
+Its class count (``discriminator.num_classes``, the channels of the
+logits it scores) is inferred from the teacher when not given
+(:func:`infer_critic_classes`), so the algorithm's ``num_classes`` is the
+only class count of a distillation config.
+
 The critic is kept outside DDP (``DistillDistributedDataParallel``), so its
 step averages its gradients over processes itself; like the student step it
 is guarded against NaN/Inf (``NonFiniteGuard``).
@@ -33,14 +38,21 @@ class CriticInputs(NamedTuple):
 def build_critic(
         distiller, discriminator: Optional[dict],
         discriminator_loss: Optional[dict],
-        discriminator_inputs: Optional[dict]
+        discriminator_inputs: Optional[dict],
+        teachers: Optional[Dict[Optional[str], nn.Module]] = None
 ) -> Tuple[Optional[nn.Module], Optional[nn.Module], Optional[dict]]:
     """The critic, its loss and its inputs' mappings
     (:func:`resolve_critic_inputs`); three None without a critic.
 
+    A critic config without ``num_classes`` (and without ``in_channels``)
+    gets the class count of the teacher that feeds it
+    (:func:`infer_critic_classes`; ``teachers``: name -> built teacher).
+
     Raises:
         KeyError: a distillation loss takes ``discriminator=`` (the
             generator loss) and no critic is configured.
+        ValueError: the critic's class count is neither given nor
+            inferable.
     """
     if discriminator is None:
         needs_critic = distiller.losses_taking('discriminator')
@@ -52,18 +64,65 @@ def build_critic(
                 f'optimizer for it (optim_wrapper with keys '
                 f"'architecture' and 'discriminator').")
         return None, None, None
+    inputs = resolve_critic_inputs(distiller, discriminator_inputs)
+    discriminator = infer_critic_classes(discriminator, teachers or {},
+                                         inputs['preds_T'])
     return (build_in_scope(discriminator), build_in_scope(discriminator_loss),
-            resolve_critic_inputs(distiller, discriminator_inputs))
+            inputs)
+
+
+def infer_critic_classes(discriminator, teachers: Dict[Optional[str],
+                                                       nn.Module],
+                         preds_T: dict):
+    """``discriminator`` with ``num_classes`` set from the teacher when
+    neither ``num_classes`` nor ``in_channels`` is given; as it is
+    otherwise (explicit values are kept, a built critic is not touched).
+
+    The count is that of the logits of the teacher named by ``preds_T``
+    (the only one by default): its ``decode_head.num_classes`` after the
+    algorithm's ``num_classes`` override, precisely the head's
+    ``out_channels``, which differs only for a binary mmseg head with
+    ``out_channels=1``.
+
+    Raises:
+        ValueError: the teacher has no ``decode_head`` with a class count.
+    """
+    if not isinstance(discriminator, dict) or \
+            discriminator.get('num_classes') is not None or \
+            discriminator.get('in_channels') is not None:
+        return discriminator
+    name = preds_T.get('teacher')
+    teacher = teachers.get(name)
+    head = getattr(teacher, 'decode_head', None)
+    count = None
+    for attr in ('out_channels', 'num_classes'):
+        value = getattr(head, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            count = value
+            break
+    if count is None:
+        which = 'the teacher' if name is None else f'teachers[{name!r}]'
+        reason = 'there is no such teacher' if teacher is None else (
+            f'its {type(teacher).__name__} has no decode_head with '
+            f'num_classes (the count is inferred for the logits of an '
+            f'mmseg segmentor)')
+        raise ValueError(
+            f'model.discriminator.num_classes is not set and cannot be '
+            f'inferred from {which}, whose logits the critic scores: '
+            f'{reason}. Set model.discriminator.num_classes (the channels '
+            f"of the logits in discriminator_inputs['preds_T']).")
+    return dict(discriminator, num_classes=count)
 
 
 def resolve_critic_inputs(distiller,
                           discriminator_inputs: Optional[dict]) -> dict:
     """``discriminator_inputs`` checked against the distiller's recorders;
-    by default both models' ``logits`` recorders.
+    by default both models' ``logits`` recorders (with several teachers,
+    ``preds_T`` names one: ``dict(teacher='name', recorder='logits')``).
 
     Returns:
         ``dict(preds_S=<mapping>, preds_T=<mapping>)`` in the distiller's
-        mapping form (``from_student``, ``recorder``, ...).
+        mapping form (``from_student``, ``teacher``, ``recorder``, ...).
     """
     if discriminator_inputs is None:
         discriminator_inputs = dict(
@@ -71,14 +130,12 @@ def resolve_critic_inputs(distiller,
             preds_T=dict(from_student=False, recorder='logits'))
     for arg in ('preds_S', 'preds_T'):
         spec = discriminator_inputs.get(arg)
-        recorders = distiller.student_recorders if arg == 'preds_S' \
-            else distiller.teacher_recorders
-        if spec is None or spec.get('recorder') not in recorders:
-            raise KeyError(
-                f'discriminator_inputs[{arg!r}] must name a recorder of '
-                f'{recorders.owner}_recorders (available: '
-                f'{sorted(recorders.recorders)}), got {spec}.')
+        where = f'discriminator_inputs[{arg!r}]'
+        if spec is None or 'recorder' not in spec:
+            raise KeyError(f'{where} must name a recorder '
+                           f'(dict(recorder=...)), got {spec}.')
         spec.setdefault('from_student', arg == 'preds_S')
+        distiller.recorders_for(spec, where)
     return discriminator_inputs
 
 

@@ -291,19 +291,23 @@ def load_teacher_checkpoint(teacher: nn.Module,
                             allow_mismatch: Sequence[str] = (),
                             teacher_cfg: Union[dict, nn.Module, str,
                                                None] = None,
-                            student: Optional[nn.Module] = None
+                            student: Optional[nn.Module] = None,
+                            options: Tuple[str, str, str] = (
+                                'teacher_ckpt', 'teacher_ckpt_strict',
+                                'teacher_ckpt_allow_mismatch')
                             ) -> Dict[str, list]:
     """Load ``teacher_ckpt`` into the teacher (see
     :func:`load_model_checkpoint`; the options are ``SingleTeacherDistill``'s
     ``teacher_ckpt_strict`` and ``teacher_ckpt_allow_mismatch``).
 
     ``student`` only serves the message: a checkpoint that fits it exactly
-    is named as the student's.
+    is named as the student's. ``options`` are the names of the three
+    options in the messages (another teacher's, with several).
     """
     return load_model_checkpoint(
         teacher, path, strict=strict, allow_mismatch=allow_mismatch,
         model_desc=describe_model(teacher_cfg), student=student,
-        what='teacher_ckpt')
+        what=options[0], options=tuple(options[1:]))
 
 
 def load_pretrained_student(student: nn.Module,

@@ -7,19 +7,21 @@ distiller to feed the recorded tensors to the losses as
 """
 import inspect
 import numbers
-from typing import Any, Dict, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from torch import nn
 
 from mmstructkd.registry import MODELS
-from ..recorders import ModuleOutputs, RecorderManager
+from ..recorders import BaseModuleRecorder, ModuleOutputs, RecorderManager
 from ..utils.build import build_in_scope
 
-# Keys a mapping entry may have besides the loss argument it fills.
-MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx',
-                'connector'}
+# Keys a mapping entry may have besides the loss argument it fills
+# (``teacher``: which one, with several teachers).
+MAPPING_KEYS = {'from_student', 'teacher', 'recorder', 'record_idx',
+                'data_idx', 'connector'}
 # Keyword-only arguments the algorithm provides at each step (not recorded):
 # the adversarial critic and the preprocessed image batch.
 CONTEXT_ARGS = ('discriminator', 'image')
@@ -116,14 +118,20 @@ class ConfigurableDistiller(BaseModule):
         student_recorders: name -> recorder config on the student, e.g.
             ``dict(logits=dict(type='ModuleOutputs',
             source='decode_head.conv_seg'))``.
-        teacher_recorders: likewise on the teacher.
+        teacher_recorders: likewise on the teacher; with several teachers
+            (``teacher_names``), teacher name -> such a dict.
         distill_losses: name -> loss config; each loss's ``forward`` takes
             the arguments the mapping names.
         connectors: name -> connector config (trained with the student),
             applied to a recorded tensor when a mapping names it.
         loss_forward_mappings: loss name -> argument name -> where the value
             comes from: ``dict(from_student=True, recorder='logits',
-            record_idx=0, data_idx=None, connector=None)``.
+            record_idx=0, data_idx=None, connector=None)``; with several
+            teachers a teacher's entry names it:
+            ``dict(from_student=False, teacher='name', recorder='logits')``.
+        teacher_names: the teachers' names, set by ``MultiTeacherDistill``
+            from its ``teachers``; None (one teacher): ``teacher_recorders``
+            is one dict of recorders and mappings name no teacher.
 
     Example (channel-wise distillation of segmentation logits)::
 
@@ -146,10 +154,19 @@ class ConfigurableDistiller(BaseModule):
                  distill_losses: Optional[Dict[str, dict]] = None,
                  connectors: Optional[Dict[str, dict]] = None,
                  loss_forward_mappings: Optional[Dict[str, dict]] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 teacher_names: Optional[Sequence[str]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.student_recorders = RecorderManager(student_recorders, 'student')
-        self.teacher_recorders = RecorderManager(teacher_recorders, 'teacher')
+        self.teacher_names = None if teacher_names is None else tuple(
+            teacher_names)
+        # teacher name (None: the only teacher) -> its recorders.
+        self._teacher_groups = build_teacher_recorders(teacher_recorders,
+                                                       self.teacher_names)
+        # The single teacher's RecorderManager; with several teachers, name
+        # -> RecorderManager (the shape of the config).
+        self.teacher_recorders = self._teacher_groups[None] \
+            if self.teacher_names is None else dict(self._teacher_groups)
         for name, cfg in (distill_losses or {}).items():
             check_loss_weights(name, cfg)
         self.distill_losses = nn.ModuleDict({
@@ -171,9 +188,11 @@ class ConfigurableDistiller(BaseModule):
             name: set(inspect.signature(loss.forward).parameters)
             for name, loss in self.distill_losses.items()
         }
-        # owner -> recorder -> (head, num_classes, out channels), filled by
-        # prepare_from_student/teacher to catch different class counts.
-        self._class_heads: Dict[str, dict] = {}
+        # recorder -> (head, num_classes, out channels) of the student and
+        # of each teacher (by name), filled by prepare_from_student/teacher
+        # to catch different class counts.
+        self._class_heads_S: Optional[dict] = None
+        self._class_heads_T: Dict[Optional[str], dict] = {}
         # Multipliers on top of each loss's own loss_weight; the loss-weight
         # scheduler hook sets them (1.0 = as configured, 0.0 = off).
         self.loss_weight_multipliers: Dict[str, float] = {
@@ -214,13 +233,7 @@ class ConfigurableDistiller(BaseModule):
                 if 'from_student' not in spec or 'recorder' not in spec:
                     raise KeyError(
                         f'{where}[{arg!r}] needs from_student and recorder.')
-                recorders = (self.student_recorders if spec['from_student']
-                             else self.teacher_recorders)
-                if spec['recorder'] not in recorders:
-                    raise KeyError(
-                        f'{where}[{arg!r}]: no recorder '
-                        f'{spec["recorder"]!r} in {recorders.owner}_recorders '
-                        f'(available: {sorted(recorders.recorders)}).')
+                self.recorders_for(spec, f'{where}[{arg!r}]')
                 connector = spec.get('connector')
                 if connector is not None and connector not in self.connectors:
                     raise KeyError(
@@ -237,22 +250,68 @@ class ConfigurableDistiller(BaseModule):
                     f'{where}: {type(loss).__name__}.forward needs '
                     f'{missing} too; map them to recorders.')
 
+    def recorders_for(self, spec: Dict[str, Any],
+                      where: str = 'mapping') -> RecorderManager:
+        """The recorders a mapping entry ``spec`` reads from, checked: its
+        teacher (by name, with several) and its recorder exist.
+
+        Raises:
+            KeyError: naming ``where``, with the teachers or recorders
+                there are.
+        """
+        if spec['from_student']:
+            if spec.get('teacher') is not None:
+                raise KeyError(
+                    f'{where}: teacher={spec["teacher"]!r} with '
+                    f'from_student=True; a student entry names no teacher.')
+            recorders = self.student_recorders
+        else:
+            name = spec.get('teacher')
+            if self.teacher_names is None and name is not None:
+                raise KeyError(
+                    f'{where}: teacher={name!r}, but this distillation has '
+                    f'one teacher (named teachers are MultiTeacherDistill\'s);'
+                    f' remove teacher.')
+            if name not in self._teacher_groups:
+                what = (f'no teacher named {name!r}' if name is not None else
+                        'a teacher entry needs teacher=<name> with several '
+                        'teachers')
+                raise KeyError(f'{where}: {what} (teachers: '
+                               f'{list(self.teacher_names)}).')
+            recorders = self._teacher_groups[name]
+        if spec['recorder'] not in recorders:
+            raise KeyError(
+                f'{where}: no recorder {spec["recorder"]!r} in '
+                f'{recorders.where} (available: '
+                f'{sorted(recorders.recorders)}).')
+        return recorders
+
+    def teacher_recorders_of(self, name: Optional[str] = None
+                             ) -> RecorderManager:
+        """The recorders of teacher ``name`` (None: the only teacher)."""
+        return self._teacher_groups[name]
+
     def prepare_from_student(self, student: nn.Module) -> None:
         self.student_recorders.initialize(student)
-        self._class_heads['student'] = class_heads(student,
-                                                   self.student_recorders)
+        self._class_heads_S = class_heads(student, self.student_recorders)
         self._check_class_counts()
 
-    def prepare_from_teacher(self, teacher: nn.Module) -> None:
-        self.teacher_recorders.initialize(teacher)
-        self._class_heads['teacher'] = class_heads(teacher,
-                                                   self.teacher_recorders)
+    def prepare_from_teacher(self, teacher: nn.Module,
+                             name: Optional[str] = None) -> None:
+        """Hook the recorders of teacher ``name`` (None: the only teacher)
+        on ``teacher``."""
+        if name not in self._teacher_groups:
+            raise KeyError(f'no teacher_recorders for teacher {name!r} '
+                           f'(teachers: {self.teacher_names}).')
+        recorders = self._teacher_groups[name]
+        recorders.initialize(teacher)
+        self._class_heads_T[name] = class_heads(teacher, recorders)
         self._check_class_counts()
 
     def _check_class_counts(self) -> None:
         """Fail at build when a loss compares class scores of a student
         and a teacher made for different numbers of classes."""
-        if len(self._class_heads) < 2:
+        if self._class_heads_S is None or not self._class_heads_T:
             return
         for loss_name, mapping in self.loss_forward_mappings.items():
             message = self._class_count_mismatch(loss_name, mapping)
@@ -269,8 +328,7 @@ class ConfigurableDistiller(BaseModule):
         The channels are the recorded modules' (at build) or those of the
         recorded tensors in ``kwargs`` (at a step).
         """
-        heads_S = self._class_heads.get('student', {})
-        heads_T = self._class_heads.get('teacher', {})
+        heads_S = self._class_heads_S or {}
 
         def channels(arg, out):
             if kwargs is None:
@@ -286,8 +344,10 @@ class ConfigurableDistiller(BaseModule):
                 continue
             head_S, classes_S, out_S = heads_S[spec_S['recorder']]
             for arg_T, spec_T in mapping.items():
-                if spec_T['from_student'] or \
-                        spec_T['recorder'] not in heads_T:
+                if spec_T['from_student']:
+                    continue
+                heads_T = self._class_heads_T.get(spec_T.get('teacher'), {})
+                if spec_T['recorder'] not in heads_T:
                     continue
                 head_T, classes_T, out_T = heads_T[spec_T['recorder']]
                 c_S, c_T = channels(arg_S, out_S), channels(arg_T, out_T)
@@ -300,13 +360,14 @@ class ConfigurableDistiller(BaseModule):
                     continue
                 source_S = self.student_recorders.recorders[
                     spec_S['recorder']].source
-                source_T = self.teacher_recorders.recorders[
+                source_T = self.recorders_for(spec_T).recorders[
                     spec_T['recorder']].source
+                teacher = _owner(spec_T)
                 return (
                     f'distill_losses[{loss_name!r}] compares the student\'s '
-                    f'{source_S} ({c_S} channels) with the teacher\'s '
+                    f'{source_S} ({c_S} channels) with {teacher}\'s '
                     f'{source_T} ({c_T} channels): num_classes differs '
-                    f'between the teacher and student configs (teacher '
+                    f'between the teacher and student configs ({teacher} '
                     f'{head_T}.num_classes={classes_T}, student '
                     f'{head_S}.num_classes={classes_S}). Class scores can '
                     f'only be distilled between models of the same classes '
@@ -316,8 +377,8 @@ class ConfigurableDistiller(BaseModule):
         return ''
 
     def get_record(self, spec: Dict[str, Any]) -> Any:
-        recorders = (self.student_recorders if spec['from_student']
-                     else self.teacher_recorders)
+        recorders = self.student_recorders if spec['from_student'] \
+            else self._teacher_groups[spec.get('teacher')]
         data = recorders.get_record_data(spec['recorder'],
                                          spec.get('record_idx', 0),
                                          spec.get('data_idx'))
@@ -418,7 +479,8 @@ class ConfigurableDistiller(BaseModule):
 
     def reset_records(self) -> None:
         """Drop recorded tensors so they do not outlive the step."""
-        for manager in (self.student_recorders, self.teacher_recorders):
+        for manager in [self.student_recorders,
+                        *self._teacher_groups.values()]:
             for recorder in manager.recorders.values():
                 recorder.reset()
 
@@ -438,10 +500,76 @@ def _describe_record(spec: Dict[str, Any], data: Any,
                      after_connector: bool = False) -> str:
     """Where a mapped tensor comes from and its shape, for error messages:
     ``the student's recorder 'fpn' (data_idx 0) of shape (2, 16, 8, 8)``."""
-    owner = 'student' if spec['from_student'] else 'teacher'
-    where = f"the {owner}'s recorder {spec['recorder']!r}"
+    where = f"{_owner(spec)}'s recorder {spec['recorder']!r}"
     if spec.get('data_idx') is not None:
         where += f" (data_idx {spec['data_idx']})"
     if after_connector and spec.get('connector') is not None:
         where += f" after connectors[{spec['connector']!r}]"
     return f'{where} of shape {_shape_of(data)}'
+
+
+def _owner(spec: Dict[str, Any]) -> str:
+    """Whose tensor a mapping entry reads, for messages: ``the student``,
+    ``the teacher``, or ``teachers['name']`` with several."""
+    if spec['from_student']:
+        return 'the student'
+    name = spec.get('teacher')
+    return 'the teacher' if name is None else f'teachers[{name!r}]'
+
+
+def build_teacher_recorders(
+        teacher_recorders: Optional[Dict[str, Any]],
+        teacher_names: Optional[Tuple[str, ...]]
+) -> Dict[Optional[str], RecorderManager]:
+    """Teacher name -> its ``RecorderManager``; one teacher: ``{None: ...}``.
+
+    Raises:
+        KeyError: recorders keyed by teacher name for one teacher (or the
+            other way round), a name that is not a teacher, a teacher
+            without recorders (it would run for nothing).
+    """
+    teacher_recorders = dict(teacher_recorders or {})
+    if teacher_names is None:
+        per_teacher = [k for k, v in teacher_recorders.items()
+                       if _is_recorder_group(v)]
+        if per_teacher:
+            raise KeyError(
+                f'teacher_recorders{per_teacher} hold recorders by teacher '
+                f'name: that is MultiTeacherDistill\'s form (model.teachers);'
+                f' with one teacher, teacher_recorders maps recorder names '
+                f'to recorder configs.')
+        return {None: RecorderManager(teacher_recorders, 'teacher')}
+    unknown = sorted(set(teacher_recorders) - set(teacher_names))
+    if unknown:
+        raise KeyError(
+            f'teacher_recorders has entries {unknown} that are not teachers '
+            f'(teachers: {list(teacher_names)}); with several teachers it '
+            f'maps each teacher\'s name to its recorders.')
+    for name in teacher_names:
+        group = teacher_recorders.get(name)
+        if group and not _is_recorder_group(group):
+            raise KeyError(
+                f'teacher_recorders[{name!r}] must map recorder names to '
+                f'recorder configs, e.g. dict(logits=dict(type='
+                f"'ModuleOutputs', source='decode_head.conv_seg')).")
+    idle = [name for name in teacher_names if not teacher_recorders.get(name)]
+    if idle:
+        raise KeyError(
+            f'teachers {idle} have no teacher_recorders: nothing would be '
+            f'distilled from them, yet they would run every step. Add '
+            f'teacher_recorders[name] (and mappings with teacher=name), or '
+            f'remove them from model.teachers.')
+    return {name: RecorderManager(teacher_recorders[name], 'teacher', name)
+            for name in teacher_names}
+
+
+def _is_recorder_config(value: Any) -> bool:
+    return isinstance(value, BaseModuleRecorder) or (
+        isinstance(value, Mapping) and 'type' in value)
+
+
+def _is_recorder_group(value: Any) -> bool:
+    """Whether a ``teacher_recorders`` value is a dict of recorder configs
+    (one teacher's) rather than one recorder's config."""
+    return isinstance(value, Mapping) and bool(value) and all(
+        _is_recorder_config(v) for v in value.values())

@@ -7,6 +7,12 @@ from .boundary import (BoundaryLoss, boundary_distillation_loss,
 from .channel_wise import ChannelWiseDivergence, channel_wise_divergence
 from .context import (ContextLoss, context_relation_kl,
                       context_relation_kl_naive)
+from .crosskd_prediction import (BoxDistributionKLLoss, BoxGIoUDistillLoss,
+                                 KDQualityFocalLoss,
+                                 box_giou_distillation_loss,
+                                 distribution_kl_loss,
+                                 kd_quality_focal_loss)
+from .dist import DISTLoss, dist_relation_loss, pearson_correlation
 # The guard lives in models/utils now; still exported here for old imports.
 from ..utils.nonfinite_guard import NonFiniteGuard, nonfinite_terms
 from .fbkd import FBKDLoss, fbkd_loss, masked_l2_distance
@@ -28,5 +34,9 @@ __all__ = [
     'float32_math', 'frozen_discriminator_scores', 'generator_loss',
     'gradient_penalty', 'nonfinite_terms', 'sum_over_levels', 'MGDLoss',
     'masked_generative_loss', 'PKDLoss', 'pearson_distillation_loss',
-    'standardize_channels', 'FBKDLoss', 'fbkd_loss', 'masked_l2_distance'
+    'standardize_channels', 'FBKDLoss', 'fbkd_loss', 'masked_l2_distance',
+    'DISTLoss', 'dist_relation_loss', 'pearson_correlation',
+    'KDQualityFocalLoss', 'BoxGIoUDistillLoss', 'BoxDistributionKLLoss',
+    'kd_quality_focal_loss', 'box_giou_distillation_loss',
+    'distribution_kl_loss'
 ]

@@ -35,7 +35,7 @@ it is made:
 ``loss_weight * (L_b + boundary_kd_weight * L_kd)``, the second term only
 when logits are passed.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,37 @@ def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f'{LOSS_NAME}: {name} must be one of {choices}, '
                          f'got {value!r}.')
+
+
+def _neighbour_similarities(
+        unit: Tensor, offsets: Sequence[Tuple[int, int]]
+) -> Dict[Tuple[int, int], Tensor]:
+    """``<u_p, u_{p+o}>`` for every position p and offset o, as (N, H, W)
+    maps keyed by o, on the replicate-padded map.
+
+    The similarity is symmetric, so each pair of opposite offsets shares one
+    C-wide product: for o with ``dy > 0`` (or ``dy = 0, dx > 0``) it is
+    computed once over the anchors of both ``p -> p + o`` and
+    ``p - o -> p``, and the two maps are slices of it. Half the products of
+    one per neighbour, and the same numbers (a product does not depend on
+    the order of its factors).
+    """
+    height, width = unit.shape[-2:]
+    padded = F.pad(unit, (1, 1, 1, 1), mode='replicate')
+    maps = {}
+    for dy, dx in offsets:
+        if (dy, dx) < (0, 0) or (dy, dx) in maps:
+            continue
+        # Anchors (padded coordinates): rows 1 - dy .. H, columns
+        # 1 - max(dx, 0) .. W - min(dx, 0).
+        left, right = 1 - max(dx, 0), width + 1 - min(dx, 0)
+        first = padded[:, :, 1 - dy:height + 1, left:right]
+        second = padded[:, :, 1:height + 1 + dy, left + dx:right + dx]
+        products = (first * second).sum(dim=1)
+        start = max(dx, 0)
+        maps[(dy, dx)] = products[:, dy:dy + height, start:start + width]
+        maps[(-dy, -dx)] = products[:, :height, start - dx:start - dx + width]
+    return maps
 
 
 @float32_math
@@ -129,17 +160,11 @@ def extract_boundary_map(features: Tensor,
     _check_choice('neighbourhood', neighbourhood, tuple(NEIGHBOUR_OFFSETS))
     _check_choice('reduction', reduction, REDUCTIONS)
     _check_choice('normalize', normalize, NORMALIZATIONS)
-    height, width = features.shape[-2:]
-    unit = F.normalize(features, dim=1)
-    padded = F.pad(unit, (1, 1, 1, 1), mode='replicate')
-    # One (N, H, W) map per neighbour; the C-wide products are summed away
-    # immediately, so memory stays at one feature map plus 8 scalar maps.
-    dissimilarity = torch.stack([
-        1 - (unit * padded[:, :, 1 + dy:1 + dy + height,
-                           1 + dx:1 + dx + width]).sum(dim=1)
-        for dy, dx in NEIGHBOUR_OFFSETS[neighbourhood]
-    ],
-                                dim=1)
+    offsets = NEIGHBOUR_OFFSETS[neighbourhood]
+    similarity = _neighbour_similarities(F.normalize(features, dim=1),
+                                         offsets)
+    dissimilarity = torch.stack(
+        [1 - similarity[offset] for offset in offsets], dim=1)
     if reduction == 'max':
         boundary = dissimilarity.amax(dim=1, keepdim=True)
     else:
@@ -357,10 +382,12 @@ def boundary_distillation_loss(feats_S: TensorOrStages,
             what=f'batch sizes at stage {index}')
         if weights[index] == 0 and kd_weights[index] == 0:
             continue
-        boundary_T = extract_boundary_map(feat_T.detach(), **map_kwargs)
-        if kd_weights[index] != 0:
-            boundary_kd = boundary_kd + kd_weights[index] * _resize(
-                boundary_T, logits_T.shape[-2:])
+        # The teacher's maps are targets and weights: no autograd state.
+        with torch.no_grad():
+            boundary_T = extract_boundary_map(feat_T, **map_kwargs)
+            if kd_weights[index] != 0:
+                boundary_kd = boundary_kd + kd_weights[index] * _resize(
+                    boundary_T, logits_T.shape[-2:])
         if weights[index] == 0:
             continue
         boundary_S, boundary_T = match_boundary_sizes(

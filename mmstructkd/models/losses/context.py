@@ -33,13 +33,14 @@ i.e. ``KL(R_T[i] || R_S[i])`` averaged over the rows ``i`` and the images.
   masked: its logit is ``1 / tau`` in both matrices, so it adds no
   difference of its own, and it bounds how peaked a row can be.
 
-Memory. For a 1024 x 2048 frame at 1/8 resolution ``M = 32768`` and one
-``M x M`` float32 matrix is 4.3 GB, and autograd would keep several.
-:func:`context_relation_kl` therefore works on blocks of at most
-``chunk_size`` rows (``chunk_size x M`` entries) and uses a custom autograd
-function whose backward recomputes each block's relations from the saved
-unit features (``N x M x C``) instead of storing them: forward and backward
-both peak at a few ``chunk_size x M`` buffers.
+Memory and time. For a 1024 x 2048 frame at 1/8 resolution ``M = 32768``
+and one ``M x M`` float32 matrix is 4.3 GB, and autograd would keep several.
+:func:`context_relation_kl` therefore works on blocks of relation rows
+(at most ``chunk_size`` rows, about ``BLOCK_ELEMENTS`` entries) with a
+custom autograd function that forms the student's gradient block by block
+during the forward: it runs as many matrix products as the naive
+computation (two relations and two gradient products per block), so it is
+not slower, and keeps nothing of size M x M.
 :func:`context_relation_kl_naive` materialises the full matrices and exists
 for tests and benchmarks; :func:`relation_kl_rows` is the per-row formula
 by plain autograd, on any block of rows (the naive loss and the
@@ -50,6 +51,7 @@ from typing import Iterator, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from mmstructkd.registry import MODELS
 from .utils import LevelSumLoss, check_map_pair, check_ndim, float32_math
@@ -59,6 +61,12 @@ SPATIAL_HINT = ('The relation matrices are M x M with M = H * W, so both maps '
                 'need the same H x W: resize one of them (e.g. a connector '
                 'that interpolates) or set pool=(h, w) in ContextLoss to '
                 'average-pool both to a common size.')
+# Relation entries (rows x M) of one block: 4M float32 entries are 16 MB per
+# block buffer (four at most alive). Blocks of a few hundred rows keep the
+# matrix products near full BLAS speed (measured at M = 8192, C = 256:
+# 256 to 1024 rows beat 128 and 4096); larger blocks only add memory
+# traffic.
+BLOCK_ELEMENTS = 2**22
 
 
 def unit_positions(preds_S: Tensor,
@@ -166,83 +174,103 @@ def relation_kl_rows(unit_S: Tensor,
     return (log_R_T.exp() * (log_R_T - log_R_S)).sum(dim=-1)
 
 
-def _log_softmax_(logits: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Row log-softmax in place; also return ``exp(z - max z)`` and log Z.
+def block_rows(num_positions: int, chunk_size: int) -> int:
+    """Rows per block: at most ``chunk_size``, and about ``BLOCK_ELEMENTS``
+    relation entries (rows x M), rounded down to a multiple of 64 rows."""
+    rows = BLOCK_ELEMENTS // num_positions
+    if rows > 64:
+        rows -= rows % 64
+    return max(1, min(chunk_size, rows))
 
-    ``torch.log_softmax`` plus ``exp`` would allocate two more r x M
-    buffers per call; here the logits buffer becomes ``log R``, one new
-    buffer holds the unnormalised probabilities ``R * Z / exp(max z)``, and
-    the per-row ``log Z`` (r values) is kept so the backward can rebuild
-    ``R = exp(z - log Z)`` without another reduction.
+
+def _log_diagonal(probs: Tensor, start: int) -> Tensor:
+    """``log R[i, i]`` of a block's rows ``i = start, start + 1, ...``."""
+    return probs.diagonal(offset=start, dim1=1, dim2=2).log()
+
+
+def _log_normalisers(logits: Tensor, probs: Tensor, start: int) -> Tensor:
+    """``log sum_j exp(z[i, j])`` of each row ``i`` of a block, (n, r).
+
+    Read off the diagonal, ``log Z_i = z[i, i] - log R[i, i]``, instead of
+    another pass over the block: for unit (or zero) vectors the diagonal
+    ``<u_i, u_i> / tau`` is the row's largest logit (Cauchy-Schwarz), so
+    ``R[i, i] >= 1 / M`` does not underflow. Rows where it still does (a
+    vector shorter than 1 with a tiny ``tau``) take the direct route.
     """
-    log_norm = logits.amax(dim=-1, keepdim=True)
-    logits.sub_(log_norm)
-    unnormalised = torch.exp(logits)
-    log_sums = unnormalised.sum(dim=-1, keepdim=True).log_()
-    logits.sub_(log_sums)
-    return logits, unnormalised, log_norm.add_(log_sums)
+    log_diagonal = _log_diagonal(probs, start)
+    log_norm = logits.diagonal(offset=start, dim1=1, dim2=2) - log_diagonal
+    if not torch.isfinite(log_diagonal).all():
+        log_norm = torch.logsumexp(logits, dim=-1)
+    return log_norm
 
 
-class _ChunkedRelationKL(torch.autograd.Function):
-    """Relation KL over row blocks; backward recomputes every block.
+class _FusedRelationKL(torch.autograd.Function):
+    """Relation KL over row blocks, its gradient formed in the forward.
 
-    Inputs are the unit position vectors (N, M, C_S) and (N, M, C_T).
-    For one row ``i`` the gradient of ``KL(R_T[i] || R_S[i])`` with respect
-    to the student's scaled similarities ``z[i, :] = <u_i, u_:> / tau`` is
-    ``R_S[i] - R_T[i]``, and ``z = U U^T / tau`` gives
-    ``dU[rows] += G U / tau`` and ``dU += G^T U[rows] / tau`` for a block
-    ``G``. Between forward and backward only the inputs and the per-row log
-    normalisers (N x M each) are kept, nothing of size M x M.
+    Inputs are the unit position vectors (N, M, C_S) and (N, M, C_T). The
+    loss is a scalar, so its gradient depends on the inputs only: each block
+    of relation rows is built once, and while it is in memory gives both
+    its share of the loss and its share of the student's gradient. For a
+    row ``i`` with logits ``z[i, :] = <u_i, u_:> / tau``::
+
+        KL_i = sum_j R_T[i, j] (z_T[i, j] - z_S[i, j])
+               - (log Z_T[i] - log Z_S[i])
+        dKL_i / dz_S[i, :] = R_S[i] - R_T[i] =: G[i]
+
+    (``log Z`` the row's log-normaliser, :func:`_log_normalisers`), and
+    ``z = U U^T / tau`` gives ``dU[rows] += G U / tau`` and
+    ``dU += G^T U[rows] / tau`` for a block ``G``: four matrix products
+    per block in all (two relations, two gradient products), as many as
+    the naive M x M computation, and one softmax per relation. The backward
+    only scales the kept gradient (N x M x C_S, the size of the student's
+    input): nothing of size M x M lives between forward and backward, and
+    at most four block buffers at once within the forward.
     """
 
     @staticmethod
     def forward(ctx, unit_S: Tensor, unit_T: Tensor, tau: float,
                 chunk_size: int) -> Tensor:
+        need_grad = ctx.needs_input_grad[0]
         num_images, num_positions = unit_S.shape[:2]
-        log_norm_S = unit_S.new_empty(num_images, num_positions, 1)
-        log_norm_T = unit_S.new_empty(num_images, num_positions, 1)
+        grad_S = torch.zeros_like(unit_S) if need_grad else None
         total = unit_S.new_zeros((), dtype=torch.float64)
+        rows_per_block = block_rows(num_positions, chunk_size)
         for images, rows in _row_blocks(num_images, num_positions,
-                                        chunk_size):
-            # relation_kl_rows(...).sum() of the block, from the same
-            # logits, with the softmax and the difference done in place.
-            log_R_S, weights_S, log_norm_S[images, rows] = _log_softmax_(
-                _block_logits(unit_S, images, rows, tau))
-            del weights_S  # so at most three r x M buffers live at once
-            log_R_T, weights_T, log_norm_T[images, rows] = _log_softmax_(
-                _block_logits(unit_T, images, rows, tau))
-            diff = log_R_S.neg_().add_(log_R_T)  # log R_T - log R_S
-            R_T = weights_T.div_(weights_T.sum(dim=-1, keepdim=True))
-            total += torch.dot(R_T.flatten(), diff.flatten()).double()
-            del log_R_S, log_R_T, weights_T, R_T, diff
-        ctx.save_for_backward(unit_S, log_norm_S, unit_T, log_norm_T)
-        ctx.tau = tau
-        ctx.chunk_size = chunk_size
-        return (total / (num_images * num_positions)).to(unit_S.dtype)
+                                        rows_per_block):
+            start = rows.start
+            logits_S = _block_logits(unit_S, images, rows, tau)
+            logits_T = _block_logits(unit_T, images, rows, tau)
+            probs_S = torch.softmax(logits_S, dim=-1)
+            probs_T = torch.softmax(logits_T, dim=-1)
+            log_norm_gap = (_log_normalisers(logits_T, probs_T, start) -
+                            _log_normalisers(logits_S, probs_S, start))
+            gap = logits_T.sub_(logits_S)  # z_T - z_S
+            del logits_S
+            # Row by row, then summed in float64: one float32 dot over the
+            # whole block would lose digits to its long accumulation.
+            row_kl = torch.einsum('nij,nij->ni', probs_T, gap)
+            total += (row_kl - log_norm_gap).sum(dtype=torch.float64)
+            del gap, logits_T
+            if not need_grad:
+                continue
+            block_grad = probs_S.sub_(probs_T)  # G = R_S - R_T
+            del probs_T
+            unit_rows = unit_S[images, rows]
+            grad_S[images, rows].baddbmm_(block_grad, unit_S[images])
+            grad_S[images].baddbmm_(block_grad.transpose(1, 2), unit_rows)
+            del block_grad, probs_S
+        count = num_images * num_positions
+        ctx.save_for_backward(grad_S)
+        ctx.scale = 1 / (count * tau)
+        return (total / count).to(unit_S.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_output: Tensor):
-        if not ctx.needs_input_grad[0]:
+        (grad_S, ) = ctx.saved_tensors
+        if grad_S is None:
             return None, None, None, None
-        unit_S, log_norm_S, unit_T, log_norm_T = ctx.saved_tensors
-        num_images, num_positions = unit_S.shape[:2]
-        scale = grad_output / (num_images * num_positions * ctx.tau)
-        grad_S = torch.zeros_like(unit_S)
-        for images, rows in _row_blocks(num_images, num_positions,
-                                        ctx.chunk_size):
-            block = _block_logits(unit_S, images, rows, ctx.tau)
-            block.sub_(log_norm_S[images, rows]).exp_()  # R_S
-            R_T = _block_logits(unit_T, images, rows, ctx.tau)
-            block.sub_(R_T.sub_(log_norm_T[images, rows]).exp_())
-            del R_T
-            # Similarities are symmetric: a row block feeds both its own
-            # rows (G U) and, through the columns, every position (G^T U).
-            # The scale goes on the r x C factors, not the r x M block.
-            grad_S[images, rows] += torch.bmm(block, unit_S[images]) * scale
-            grad_S[images] += torch.bmm(
-                block.transpose(1, 2), unit_S[images, rows] * scale)
-            del block
-        return grad_S, None, None, None
+        return grad_S * (grad_output * ctx.scale), None, None, None
 
 
 @float32_math
@@ -252,19 +280,21 @@ def context_relation_kl(preds_S: Tensor,
                         chunk_size: int = 4096) -> Tensor:
     """Context relation KL in bounded memory (formula in the module doc).
 
-    Rows of the relation matrices are processed ``chunk_size`` at a time
-    (several small images per step when ``M <= chunk_size``), in forward
-    and backward, so no tensor larger than ``chunk_size x M`` is created.
-    The backward recomputes each block (twice the matrix products of a
-    stored-activation backward, a fraction of the memory). The teacher gets
-    no gradient.
+    Rows of the relation matrices are processed a block at a time (several
+    small images per block when M is small); each block yields its share of
+    the loss and, when the student needs a gradient, of that gradient, so no
+    tensor larger than a block is created and the backward only scales the
+    kept gradient. A block has at most ``chunk_size`` rows, fewer when M is
+    large (about ``BLOCK_ELEMENTS`` relation entries, the size at which the
+    matrix products run fastest). The teacher gets no gradient; the result
+    is not twice differentiable.
 
     Args:
         preds_S: student features (N, C_S, H, W).
         preds_T: teacher features (N, C_T, H, W); C_T may differ from C_S.
         tau: temperature of the cosine similarities.
-        chunk_size: rows per block; memory per block is about
-            ``3 * chunk_size * M`` floats (forward; 2 in backward).
+        chunk_size: most rows per block; memory per block is at most about
+            ``4 * min(chunk_size, BLOCK_ELEMENTS / M) * M`` floats.
 
     Returns:
         Tensor: scalar loss.
@@ -279,8 +309,11 @@ def context_relation_kl(preds_S: Tensor,
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f'{LOSS_NAME}: chunk_size must be a positive int, '
                          f'got {chunk_size!r}.')
+    if not torch.is_grad_enabled():
+        # needs_input_grad ignores no_grad: skip the gradient explicitly.
+        preds_S = preds_S.detach()
     unit_S, unit_T = unit_positions(preds_S, preds_T)
-    return _ChunkedRelationKL.apply(unit_S, unit_T, float(tau), chunk_size)
+    return _FusedRelationKL.apply(unit_S, unit_T, float(tau), chunk_size)
 
 
 @MODELS.register_module()

@@ -14,10 +14,11 @@ Two ways of choosing the nodes:
   affinity matrices are never built; the loss uses the Gram identity
   (see :func:`affinity_distance`) and costs O(C^2 M) time and O(C^2) extra
   memory instead of O(C M^2) and O(M^2). At C = 512 a 128x256 map
-  (M = 32768, 64 MB per input) needs ~100 MB beyond its inputs (the
-  student's 64 MB gradient and four 8 MB chunks; 150-210 MB of peak RSS
-  measured by tools/benchmark_losses.py) where the naive version would need
-  several 4.3 GB matrices.
+  (M = 32768, 64 MB per input) needs ~150 MB beyond its inputs (the
+  student's gradient, formed during the forward, and its scaled copy, 64 MB
+  each, and one 16 MB stacked chunk; see tools/benchmark_losses.py for
+  measured peaks) where the naive version would need several 4.3 GB
+  matrices.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -34,7 +35,8 @@ POOL_MODES = ('max', 'avg')
 # Size of one step of the full-resolution loop, in elements of a (N, C, k)
 # chunk: 2M elements (8 MB in float32) keep each GEMM large enough for full
 # BLAS speed and the number of small ops (each a thread barrier) low, while
-# the four chunk-sized temporaries stay far below the size of a large input.
+# the stacked chunk of both maps (about twice that) stays far below the size
+# of a large input.
 CHUNK_ELEMENTS = 2**21
 MIN_CHUNK_SIZE = 256
 # Same default as F.normalize: a node whose norm is below eps is divided by
@@ -102,9 +104,11 @@ def affinity_distance(nodes_S: Tensor,
     * ``'gram'`` never builds them. With unit-column node matrices
       P (C_T x M) and Q (C_S x M),
       ``||P^T P - Q^T Q||_F^2 = ||P P^T||_F^2 - 2 ||P Q^T||_F^2
-      + ||Q Q^T||_F^2``: O(C^2 M) time, O(C^2) extra memory, in forward and
-      in backward. Sums are accumulated in float64 and the nodes' common
-      direction is split off first, so the three large terms do not cancel
+      + ||Q Q^T||_F^2``: O(C^2 M) time and O(C^2 + C chunk_size) extra
+      memory, all in the forward, which also forms the student's gradient
+      (the backward only scales it; not twice differentiable). Sums are
+      accumulated in float64 and the nodes' common direction is split off
+      first, so the three large terms do not cancel
       the result away (see :class:`_GramAffinityDistance`): for float32
       input the value stays within ~1e-5 (relative) of a float64 naive
       computation even when the affinities nearly agree.
@@ -155,6 +159,13 @@ def affinity_distance(nodes_S: Tensor,
                      f"'gram', got {method!r}.")
 
 
+def _channel_sums(maps: Tensor, ones: Tensor) -> Tensor:
+    """Sum over the channels of (N, C, k) maps, (N, 1, k), as a product with
+    ``ones`` (N, 1, C): faster on CPU than a reduction along a dimension
+    that is not the innermost one."""
+    return torch.bmm(ones, maps)
+
+
 def _mean_direction(nodes: Tensor, inv_norms: Tensor) -> Tensor:
     """Unit vector along the sum of the unit nodes, (N, C, 1); 0 if that is
     0."""
@@ -163,16 +174,15 @@ def _mean_direction(nodes: Tensor, inv_norms: Tensor) -> Tensor:
     return total / norm.clamp_min(torch.finfo(total.dtype).tiny)
 
 
-def _split_nodes(nodes: Tensor, inv_norms: Tensor, direction: Tensor,
-                 cols: slice) -> Tuple[Tensor, Tensor]:
-    """Split the unit nodes of a chunk along ``direction`` (N, C, 1).
-
-    Returns their components along it (N, 1, k) and the remainders
-    ``unit - direction along`` (N, C, k).
-    """
-    unit = nodes[..., cols] * inv_norms[:, None, cols]
-    along = torch.bmm(direction.transpose(1, 2), unit)
-    return along, unit.baddbmm_(direction, along, alpha=-1)
+def _split_into(out: Tensor, nodes: Tensor, inv_norms: Tensor,
+                direction: Tensor) -> Tensor:
+    """Write the remainders ``unit - direction along`` of a chunk of unit
+    nodes into ``out`` (N, C, k); return their components along
+    ``direction`` (N, 1, k)."""
+    torch.mul(nodes, inv_norms.unsqueeze(1), out=out)
+    along = torch.bmm(direction.transpose(1, 2), out)
+    out.baddbmm_(direction, along, alpha=-1)
+    return along
 
 
 class _GramAffinityDistance(torch.autograd.Function):
@@ -199,132 +209,209 @@ class _GramAffinityDistance(torch.autograd.Function):
     where the Gram identity now runs on the remainders, whose Grams are much
     smaller, and the first two lines have no large cancelling terms.
 
-    Forward walks over the nodes in chunks: normalise and split the chunk,
-    add its Grams (float32 GEMMs for float32 input) and vectors to float64
-    accumulators. Backward walks the chunks again, using
-    ``dL/dQ = -4 / (N M^2) * Q D`` with
-    ``Q D[:, c] = ((Q d) s_c^T + (Q s) d_c^T) / 2 + Q_perp P_perp^T
-    P_perp_c - Q_perp Q_perp^T Q_perp_c + w ((P_perp b)^T P_perp_c -
-    (Q_perp b)^T Q_perp_c)`` and ``Q x = w (b.x) + Q_perp x``, then through
-    the normalisation. Neither pass holds an M x M matrix, a float64 copy
-    or a normalised copy of a whole input: the only full-size tensor created
-    is the student's gradient. Time O((C_S + C_T)^2 M), extra memory
-    O((C_S + C_T)^2 + C chunk_size). Float64 inputs stay float64.
+    The loss is a scalar, so its gradient depends on the inputs only and is
+    formed in the forward; the backward only scales it. It is
+    ``dL/dQ = -4 / (N M^2) * Q D``, with, for node c,
+    ``Q D[:, c] = G_SP P_perp_c - G_SS Q_perp_c + (Q s) d_c / 2
+    + (Q d) s_c / 2 + w r_c`` (``G_SP = Q_perp P_perp^T``,
+    ``G_SS = Q_perp Q_perp^T``, ``Q x = w (b.x) + Q_perp x`` and
+    ``r_c = (P_perp b).P_perp_c - (Q_perp b).Q_perp_c``), then through the
+    normalisation ``q = x / ||x||``.
+
+    Few, large operations (each a thread barrier when several threads run
+    on a loaded machine): per chunk of nodes the remainders and d, s are
+    written as rows of one stacked matrix ``X = [P_perp; Q_perp; d; s; r]``,
+    whose Grams come from one product ``X X^T`` (without the r row), and
+    whose gradient share is one more product
+    ``W X`` with ``W = -4 / (N M^2) [G_SP, -G_SS, Q s / 2, Q d / 2, w]``.
+    When all nodes fit one chunk, X is built once; otherwise a second walk
+    over the chunks rebuilds each chunk's rows. Grams are accumulated in
+    float64. No M x M matrix, float64 copy or normalised copy of a whole
+    input is made: the full-size tensors are the student's gradient and,
+    per chunk, X. Time O((C_S + C_T)^2 M), extra memory
+    O((C_S + C_T)^2 + (C_S + C_T) chunk_size). Float64 inputs stay float64.
     """
 
     @staticmethod
     def forward(ctx, nodes_S: Tensor, nodes_T: Tensor, eps: float,
                 chunk_size: int) -> Tensor:
-        batch, channels_S, num_nodes = nodes_S.shape
-        channels_T = nodes_T.shape[1]
-        norms_S = torch.linalg.vector_norm(nodes_S, dim=1)
-        inv_S = norms_S.clamp_min(eps).reciprocal()
-        inv_T = torch.linalg.vector_norm(nodes_T, dim=1).clamp_min(
-            eps).reciprocal()
-        dir_S = _mean_direction(nodes_S, inv_S)
-        dir_T = _mean_direction(nodes_T, inv_T)
-
-        def zeros(*shape):
-            return torch.zeros(
-                batch, *shape, dtype=torch.float64, device=nodes_S.device)
-
-        gram_TT = zeros(channels_T, channels_T)
-        gram_TS = zeros(channels_T, channels_S)
-        gram_SS = zeros(channels_S, channels_S)
-        # Columns: the remainders times d and times s.
-        perp_T_ds, perp_S_ds = zeros(channels_T, 2), zeros(channels_S, 2)
-        # Rows: d.d, s.s, d.s, b.d, b.s.
-        sums = zeros(5)
-        for start in range(0, num_nodes, chunk_size):
-            cols = slice(start, start + chunk_size)
-            along_S, perp_S = _split_nodes(nodes_S, inv_S, dir_S, cols)
-            along_T, perp_T = _split_nodes(nodes_T, inv_T, dir_T, cols)
-            diff_sum = torch.cat([along_T - along_S, along_T + along_S], 1)
-            gram_TT += torch.bmm(perp_T, perp_T.transpose(1, 2))
-            gram_TS += torch.bmm(perp_T, perp_S.transpose(1, 2))
-            gram_SS += torch.bmm(perp_S, perp_S.transpose(1, 2))
-            perp_T_ds += torch.bmm(perp_T, diff_sum.transpose(1, 2))
-            perp_S_ds += torch.bmm(perp_S, diff_sum.transpose(1, 2))
-            diff, sum_ = diff_sum.double().unbind(1)
-            along_S = along_S.squeeze(1).double()
-            sums += torch.stack([
-                diff.square().sum(-1), sum_.square().sum(-1),
-                (diff * sum_).sum(-1), (along_S * diff).sum(-1),
-                (along_S * sum_).sum(-1)
-            ], -1)
-        diff_sq, sum_sq, diff_dot_sum, along_S_diff, along_S_sum = sums.T
-        along_term = (diff_sq * sum_sq + diff_dot_sum.square()) / 2
-        cross_term = (perp_T_ds.prod(-1).sum(-1) -
-                      perp_S_ds.prod(-1).sum(-1))
-        gram_term = (gram_TT.square().sum((1, 2)) -
-                     2 * gram_TS.square().sum((1, 2)) +
-                     gram_SS.square().sum((1, 2)))
-        total = (along_term + 2 * cross_term + gram_term).sum()
-        # Rounding can leave a tiny negative number for identical inputs.
-        loss = total.clamp_min(0) / (batch * num_nodes * num_nodes)
-
-        # What backward needs, already in the form it uses: Q d and Q s
-        # (halved), and the remainders times b = (s - d) / 2.
-        dir_S64 = dir_S.double()
-        unit_S_ds = (dir_S64 * torch.stack([along_S_diff, along_S_sum], -1)
-                     [:, None] + perp_S_ds) / 2
-        perp_T_along_S = (perp_T_ds[..., 1] - perp_T_ds[..., 0]) / 2
-        perp_S_along_S = (perp_S_ds[..., 1] - perp_S_ds[..., 0]) / 2
-        ctx.save_for_backward(nodes_S, nodes_T, norms_S, inv_S, inv_T, dir_S,
-                              dir_T, gram_TS, gram_SS, unit_S_ds,
-                              perp_T_along_S, perp_S_along_S)
-        ctx.eps = eps
-        ctx.chunk_size = chunk_size
+        pass_ = _GramPass(nodes_S, nodes_T, eps, chunk_size)
+        loss = pass_.loss()
+        grad_S = pass_.gradient() if ctx.needs_input_grad[0] else None
+        ctx.save_for_backward(grad_S)
         return loss.to(nodes_S.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss: Tensor):
-        if not ctx.needs_input_grad[0]:
+        (grad_S, ) = ctx.saved_tensors
+        if grad_S is None:
             return None, None, None, None
-        (nodes_S, nodes_T, norms_S, inv_S, inv_T, dir_S, dir_T, gram_TS,
-         gram_SS, unit_S_ds, perp_T_along_S,
-         perp_S_along_S) = ctx.saved_tensors
-        batch, _, num_nodes = nodes_S.shape
-        dtype = nodes_S.dtype
-        # The loss gradient's scale, folded into the small matrices so the
-        # chunk loop does not spend a pass over the data on it.
-        coeff = grad_loss.double() * -4 / (batch * num_nodes * num_nodes)
-        gram_ST = (coeff * gram_TS.transpose(1, 2)).to(dtype)
-        neg_gram_SS = (-coeff * gram_SS).to(dtype)
-        # Rank-3 term: [Qd/2, Qs/2, w] (N, C_S, 3) @ [s; d; r] (N, 3, k).
-        low_rank = coeff * torch.cat([unit_S_ds, dir_S.double()], -1)
-        low_rank = low_rank.to(dtype)
-        perp_T_along_S = perp_T_along_S.unsqueeze(1).to(dtype)
-        neg_perp_S_along_S = -perp_S_along_S.unsqueeze(1).to(dtype)
+        return grad_S * grad_loss, None, None, None
+
+
+class _GramPass:
+    """The computation of :class:`_GramAffinityDistance` (its doc has the
+    formulas): the Grams and loss, then the student's gradient.
+
+    One scratch buffer of ``N x (C_T + C_S + 3) x chunk`` holds the stacked
+    rows ``X = [P_perp; Q_perp; d; s; r]`` of the current chunk and serves
+    as scratch for the node norms and the normalisation's radial term, so
+    no other chunk-sized tensor is allocated (each fresh allocation of that
+    size costs page faults on CPU).
+    """
+
+    def __init__(self, nodes_S: Tensor, nodes_T: Tensor, eps: float,
+                 chunk_size: int) -> None:
+        self.nodes_S, self.nodes_T, self.eps = nodes_S, nodes_T, eps
+        batch, channels_S, num_nodes = nodes_S.shape
+        channels_T = nodes_T.shape[1]
+        self.rows_T = slice(0, channels_T)
+        self.rows_S = slice(channels_T, channels_T + channels_S)
+        self.row_d = channels_T + channels_S
+        self.row_r = self.row_d + 2
+        self.chunks = [slice(start, min(start + chunk_size, num_nodes))
+                       for start in range(0, num_nodes, chunk_size)]
+        self.buffer = nodes_S.new_empty(batch, self.row_r + 1,
+                                        min(chunk_size, num_nodes))
+        self.ones = nodes_S.new_ones(batch, 1, max(channels_S, channels_T))
+        # Squared norms, chunk by chunk through the scratch buffer.
+        squares_S = nodes_S.new_empty(batch, num_nodes)
+        squares_T = nodes_S.new_empty(batch, num_nodes)
+        for cols in self.chunks:
+            for nodes, rows, squares in ((nodes_S, self.rows_S, squares_S),
+                                         (nodes_T, self.rows_T, squares_T)):
+                scratch = self._rows(rows, cols)
+                torch.mul(nodes[..., cols], nodes[..., cols], out=scratch)
+                squares[:, cols] = _channel_sums(
+                    scratch, self.ones[..., :scratch.shape[1]])[:, 0]
+        self.norms_S = squares_S.sqrt_()
+        self.inv_S = self.norms_S.clamp_min(eps).reciprocal()
+        self.inv_T = squares_T.sqrt_().clamp_min_(eps).reciprocal_()
+        self.dir_S = _mean_direction(nodes_S, self.inv_S)
+        self.dir_T = _mean_direction(nodes_T, self.inv_T)
+        self.built = None  # the chunk whose rows the buffer holds
+
+    def _rows(self, rows: slice, cols: slice) -> Tensor:
+        """The buffer's ``rows`` for the chunk ``cols`` (a view)."""
+        return self.buffer[:, rows, :cols.stop - cols.start]
+
+    def _build(self, cols: slice) -> Tensor:
+        """Fill X of the chunk (all but its r row); return X."""
+        if self.built != cols:
+            along_T = _split_into(self._rows(self.rows_T, cols),
+                                  self.nodes_T[..., cols],
+                                  self.inv_T[:, cols], self.dir_T)
+            along_S = _split_into(self._rows(self.rows_S, cols),
+                                  self.nodes_S[..., cols],
+                                  self.inv_S[:, cols], self.dir_S)
+            row_d = self.row_d
+            torch.sub(along_T, along_S,
+                      out=self._rows(slice(row_d, row_d + 1), cols))
+            torch.add(along_T, along_S,
+                      out=self._rows(slice(row_d + 1, row_d + 2), cols))
+            self.built = cols
+        return self._rows(slice(None), cols)
+
+    def loss(self) -> Tensor:
+        """The loss (float64), after accumulating the Grams."""
+        channels_T = self.rows_T.stop
+        channels_S = self.rows_S.stop - channels_T
+        row_r = self.row_r
+        gram = None
+        for cols in self.chunks:
+            stacked = self._build(cols)
+            # Every Gram the loss needs from one product. It also computes
+            # the S-T block twice (a third more multiply-adds than the
+            # blocks alone) but forms T-T, T-S and S-S alike, so that
+            # identical maps give exactly zero.
+            rows = stacked[:, :row_r]
+            part = torch.bmm(rows, rows.transpose(1, 2))
+            if gram is None:
+                gram = part.double()
+            else:
+                gram += part
+        # Teacher rows against all rows; student rows (then d and s)
+        # against the student rows, d and s.
+        gram_T = gram[:, self.rows_T]
+        gram_S = gram[:, channels_T:, channels_T:]
+        self.gram_T, self.gram_S = gram_T, gram_S
+        # In gram_S, the student rows come first, then d and s.
+        sd, ss = channels_S, channels_S + 1
+        row_d = self.row_d
+        perp_T_d, perp_T_s = gram_T[:, :, row_d], gram_T[:, :, row_d + 1]
+        perp_S_d, perp_S_s = gram_S[:, :sd, sd], gram_S[:, :sd, ss]
+        diff_sq, sum_sq = gram_S[:, sd, sd], gram_S[:, ss, ss]
+        diff_dot_sum = gram_S[:, sd, ss]
+        along_term = (diff_sq * sum_sq + diff_dot_sum.square()) / 2
+        cross_term = ((perp_T_d * perp_T_s).sum(-1) -
+                      (perp_S_d * perp_S_s).sum(-1))
+        gram_term = (gram_T[:, :, self.rows_T].square().sum((1, 2)) -
+                     2 * gram_T[:, :, self.rows_S].square().sum((1, 2)) +
+                     gram_S[:, :sd, :sd].square().sum((1, 2)))
+        total = (along_term + 2 * cross_term + gram_term).sum()
+        # Rounding can leave a tiny negative number for identical inputs.
+        return total.clamp_min(0) / self._norm()
+
+    def _norm(self) -> int:
+        batch, _, num_nodes = self.nodes_S.shape
+        return batch * num_nodes * num_nodes
+
+    def gradient(self) -> Tensor:
+        """The student's gradient of the loss, from the Grams."""
+        gram_T, gram_S = self.gram_T, self.gram_S
+        nodes_S, dtype = self.nodes_S, self.nodes_S.dtype
+        channels_T = self.rows_T.stop
+        channels_S = self.rows_S.stop - channels_T
+        row_d, row_r = self.row_d, self.row_r
+        sd, ss = channels_S, channels_S + 1
+        coeff = -4 / self._norm()
+        # b = (s - d) / 2, so Q_perp b, P_perp b, b.d and b.s come from the
+        # Grams with d and s.
+        perp_S_b = (gram_S[:, :sd, ss] - gram_S[:, :sd, sd]) / 2
+        perp_T_b = (gram_T[:, :, row_d + 1] - gram_T[:, :, row_d]) / 2
+        along_S_d = (gram_S[:, ss, sd] - gram_S[:, sd, sd]) / 2
+        along_S_s = (gram_S[:, ss, ss] - gram_S[:, sd, ss]) / 2
+        dir_S = self.dir_S.double()[..., 0]
+        # W = coeff [G_SP, -G_SS, Q s / 2, Q d / 2, w]: its columns meet
+        # the rows P_perp, Q_perp, d, s, r of X.
+        weights = gram_T.new_empty(nodes_S.shape[0], channels_S, row_r + 1)
+        torch.mul(gram_T[:, :, self.rows_S].transpose(1, 2), coeff,
+                  out=weights[..., self.rows_T])
+        torch.mul(gram_S[:, :sd, :sd], -coeff, out=weights[..., self.rows_S])
+        weights[..., row_d] = coeff / 2 * (
+            dir_S * along_S_s[:, None] + gram_S[:, :sd, ss])
+        weights[..., row_d + 1] = coeff / 2 * (
+            dir_S * along_S_d[:, None] + gram_S[:, :sd, sd])
+        weights[..., row_r] = coeff * dir_S
+        weights = weights.to(dtype)
+        # r = [P_perp b; -Q_perp b]^T [P_perp; Q_perp], one row per chunk.
+        r_weights = torch.cat([perp_T_b, -perp_S_b], -1).unsqueeze(1)
+        r_weights = r_weights.to(dtype)
         # The projection of x / ||x|| only applies where the norm was not
         # clamped to eps; there the denominator is a constant.
-        unclamped = (norms_S > ctx.eps).to(dtype)
+        radial_scale = torch.where(self.norms_S > self.eps,
+                                   self.inv_S.pow(3), 0).unsqueeze(1)
         grad_S = torch.empty_like(nodes_S)
-        for start in range(0, num_nodes, ctx.chunk_size):
-            cols = slice(start, start + ctx.chunk_size)
-            along_S, perp_S = _split_nodes(nodes_S, inv_S, dir_S, cols)
-            along_T, perp_T = _split_nodes(nodes_T, inv_T, dir_T, cols)
-            # r = (P_perp b)^T P_perp_c - (Q_perp b)^T Q_perp_c
-            along_r = torch.bmm(perp_T_along_S, perp_T).baddbmm_(
-                neg_perp_S_along_S, perp_S)
-            sum_diff_r = torch.cat(
-                [along_T + along_S, along_T - along_S, along_r], 1)
-            grad_unit = torch.bmm(gram_ST, perp_T)
-            del perp_T  # Peak memory: at most three chunks alive.
-            grad_unit.baddbmm_(neg_gram_SS, perp_S)
-            grad_unit.baddbmm_(low_rank, sum_diff_r)
-            # Through q = x / ||x||: subtract the radial part q (q.g), with
-            # q = w b + q_perp, so the unit nodes need no buffer of their own.
-            radial = (perp_S * grad_unit).sum(1, keepdim=True)
-            radial.addcmul_(along_S, torch.bmm(dir_S.transpose(1, 2),
-                                               grad_unit))
-            radial.mul_(unclamped[:, None, cols])
-            grad_unit.addcmul_(perp_S, radial, value=-1)
-            grad_unit.baddbmm_(dir_S, along_S * radial, alpha=-1)
-            torch.mul(grad_unit, inv_S[:, None, cols],
-                      out=grad_S[..., cols])
-        return grad_S, None, None, None
+        single = len(self.chunks) == 1
+        for cols in self.chunks:
+            stacked = self._build(cols)
+            stacked[:, row_r:] = torch.bmm(r_weights, stacked[:, :row_d])
+            if single:
+                grad_unit = torch.bmm(weights, stacked, out=grad_S)
+            else:
+                grad_unit = torch.bmm(weights, stacked)
+            self.built = None  # the buffer becomes scratch
+            # Through q = x / ||x||: g / ||x|| - x (x.g) / ||x||^3.
+            nodes = nodes_S[..., cols]
+            scratch = self._rows(self.rows_S, cols)
+            torch.mul(nodes, grad_unit, out=scratch)
+            radial = _channel_sums(scratch, self.ones[..., :channels_S])
+            radial.mul_(radial_scale[..., cols])
+            out = grad_S[..., cols]
+            torch.mul(grad_unit, self.inv_S[:, None, cols], out=out)
+            out.addcmul_(nodes, radial, value=-1)
+        return grad_S
 
 
 @float32_math

@@ -75,14 +75,24 @@ def blur(maps: Tensor, window: Tensor, adjoint: bool = False) -> Tensor:
     ``window``), as two depthwise 1-D convolutions, output (N, K, H - w + 1,
     W - w + 1). ``adjoint=True``: its transpose, the full convolution, from
     (N, K, H', W') back to (N, K, H' + w - 1, W' + w - 1); the gradient of
-    the forward blur.
+    the forward blur. The Gaussian is symmetric, so the full convolution is
+    the same correlation on the map zero-padded by ``w - 1``: a convolution
+    with padding, which runs on the same fast CPU path as the forward (a
+    grouped transposed convolution may not).
     """
     channels, size = maps.shape[1], window.numel()
-    weight_h = window.view(1, 1, size, 1).expand(channels, 1, size, 1)
-    weight_w = window.view(1, 1, 1, size).expand(channels, 1, 1, size)
-    conv = F.conv_transpose2d if adjoint else F.conv2d
-    return conv(conv(maps, weight_h, groups=channels), weight_w,
-                groups=channels)
+    if size == 1:
+        # A 1-wide window (levels with a side of 1 or 2) is the identity
+        # (its weight is 1): no convolution, whose CPU fallback for 1 x 1
+        # depthwise kernels loops over the channels one by one.
+        return maps * window
+    # Materialised (not expanded) weights: the convolution would otherwise
+    # copy them on every call.
+    weight_h = window.view(1, 1, size, 1).repeat(channels, 1, 1, 1)
+    weight_w = window.view(1, 1, 1, size).repeat(channels, 1, 1, 1)
+    pad = size - 1 if adjoint else 0
+    blurred = F.conv2d(maps, weight_h, groups=channels, padding=(pad, 0))
+    return F.conv2d(blurred, weight_w, groups=channels, padding=(0, pad))
 
 
 def blur_channels_last(maps: Tensor, window: Tensor,

@@ -340,3 +340,25 @@ def test_errors():
         BoundaryLoss(resize_to='student')
     with pytest.raises(ValueError, match='BoundaryLoss.*alpha'):
         BoundaryLoss(alpha=-1)
+
+
+def test_teacher_maps_build_no_autograd_state():
+    # The teacher's boundary maps (targets and logit weights) are computed
+    # under no_grad: nothing of the teacher's shape is saved for backward,
+    # even when its features require grad.
+    feats_S, feats_T, logits_S, logits_T = make_stages(seed=5)
+    feats_T = tuple(f.detach().requires_grad_() for f in feats_T)
+    teacher_shapes = {tuple(f.shape) for f in feats_T}
+    student_shapes = {tuple(f.shape) for f in feats_S}
+    assert not teacher_shapes & student_shapes  # the check can tell them
+    saved = []
+
+    def pack(tensor):
+        saved.append(tuple(tensor.shape))
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = BoundaryLoss()(feats_S, feats_T, logits_S, logits_T)
+    assert saved and not teacher_shapes & set(saved), saved
+    value.backward()
+    assert all(f.grad is None for f in feats_T)

@@ -5,8 +5,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from mmstructkd.models.losses.context import (ContextLoss,
-                                              context_relation_kl,
+from mmstructkd.models.losses.context import (BLOCK_ELEMENTS, ContextLoss,
+                                              block_rows, context_relation_kl,
                                               context_relation_kl_naive,
                                               relation_kl_rows,
                                               unit_positions)
@@ -91,6 +91,51 @@ def test_chunked_matches_naive_odd_sizes_three_images():
     (grad, ) = torch.autograd.grad(value, preds_S)
     torch.testing.assert_close(value, naive)
     torch.testing.assert_close(grad, grad_naive)
+
+
+@pytest.mark.parametrize('chunk_size', [3, 7, 100])
+def test_gradcheck_float64(chunk_size):
+    # The hand-formed gradient (in the forward) against finite differences,
+    # through the normalisation, with blocks of rows and of whole images.
+    preds_S, preds_T = make_pair((2, 3, 4, 5), channels_T=4, seed=7)
+    assert torch.autograd.gradcheck(
+        lambda s: context_relation_kl(s, preds_T, 0.3, chunk_size),
+        (preds_S, ))
+
+
+def test_block_rows_bound_memory_and_respect_chunk_size():
+    # Large maps: about BLOCK_ELEMENTS entries, in multiples of 64 rows.
+    assert block_rows(8192, 4096) == BLOCK_ELEMENTS // 8192
+    assert block_rows(32768, 4096) * 32768 <= BLOCK_ELEMENTS
+    assert block_rows(30000, 4096) % 64 == 0
+    # chunk_size is an upper bound; a block has at least one row.
+    assert block_rows(8192, 100) == 100
+    assert block_rows(10**8, 4096) == 1
+    # Small maps: several whole images per block.
+    assert block_rows(144, 4096) == 4096
+
+
+def test_float32_value_and_gradient_match_float64():
+    # Long float32 sums must not drift: M = 1024 positions, rows summed one
+    # by one into a float64 total.
+    preds_S, preds_T = make_pair((2, 16, 32, 32), channels_T=24, seed=9)
+    expected = context_relation_kl_naive(preds_S, preds_T)
+    (grad_expected, ) = torch.autograd.grad(expected, preds_S)
+    single_S = preds_S.detach().float().requires_grad_()
+    value = context_relation_kl(single_S, preds_T.float(), chunk_size=100)
+    value.backward()
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(single_S.grad.double(), grad_expected,
+                               rtol=1e-4, atol=1e-9)
+
+
+def test_no_grad_gives_the_value_only():
+    preds_S, preds_T = make_pair()
+    with torch.no_grad():
+        value = context_relation_kl(preds_S, preds_T, chunk_size=10)
+    assert not value.requires_grad
+    torch.testing.assert_close(value,
+                               context_relation_kl_naive(preds_S, preds_T))
 
 
 def test_relation_kl_rows_blocks_make_up_the_loss(reference):

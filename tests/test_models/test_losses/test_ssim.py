@@ -412,3 +412,21 @@ def test_module_rejects_bad_settings_at_build_time():
         StructuralSimilarityLoss(sigma=0)
     with pytest.raises(ValueError, match='normalize must be one of'):
         StructuralSimilarityLoss(normalize='global')
+
+
+@pytest.mark.parametrize('size', [1, 3, 11])
+def test_adjoint_blur_is_the_transpose_of_the_blur(size):
+    # <blur(x), y> = <x, blur^T(y)>: the adjoint (a padded convolution, or
+    # the identity for a 1-wide window) is the blur's exact transpose.
+    from mmstructkd.models.losses.ssim_window import blur
+    generator = torch.Generator().manual_seed(size)
+    window = gaussian_window_1d(size, 1.5, dtype=torch.float64)
+    x = torch.randn(2, 3, 13, 17, generator=generator, dtype=torch.float64)
+    blurred = blur(x, window)
+    assert blurred.shape == (2, 3, 14 - size, 18 - size)
+    y = torch.randn(blurred.shape, generator=generator, dtype=torch.float64)
+    back = blur(y, window, adjoint=True)
+    assert back.shape == x.shape
+    torch.testing.assert_close((blurred * y).sum(), (x * back).sum())
+    if size == 1:
+        torch.testing.assert_close(blurred, x)
