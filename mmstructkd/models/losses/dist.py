@@ -13,7 +13,7 @@ which ignores the shift and scale of each vector:
 A much stronger teacher is often sharper or differently calibrated than a
 small student can be; an exact match then hurts, a correlation does not.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -32,8 +32,10 @@ PEARSON_EPS = 1e-8
 SQUARES_FLOOR = 1e-30
 
 
-def pearson_correlation(x: Tensor, y: Tensor, dim: int) -> Tensor:
-    """Pearson correlation of ``x`` and ``y`` along ``dim``.
+def pearson_correlation(x: Tensor, y: Tensor,
+                        dim: Union[int, Tuple[int, ...]]) -> Tensor:
+    """Pearson correlation of ``x`` and ``y`` along ``dim`` (one dimension,
+    or several taken together as one vector).
 
     ``rho(a, b) = sum_i a'_i b'_i / (||a'|| * ||b'|| + 1e-8)`` with
     ``a' = a - mean(a)``, ``b' = b - mean(b)`` (the means along ``dim``).
@@ -41,7 +43,7 @@ def pearson_correlation(x: Tensor, y: Tensor, dim: int) -> Tensor:
     Args:
         x: tensor of any shape.
         y: tensor of the same shape.
-        dim: the dimension whose entries are correlated.
+        dim: the dimension (or dimensions) whose entries are correlated.
 
     Returns:
         Tensor of the shape of ``x`` without ``dim``, values in [-1, 1].
@@ -53,20 +55,22 @@ def pearson_correlation(x: Tensor, y: Tensor, dim: int) -> Tensor:
     return (x * y).sum(dim=dim) / (norm_x * norm_y + PEARSON_EPS)
 
 
-def class_score_rows(logits: Tensor,
+def class_score_grid(logits: Tensor,
                      num_classes: Optional[int] = None) -> Tensor:
-    """Rearrange class scores into rows of K scores, one row per position.
+    """View class scores as a grid (N, A, K, L): K classes, L positions.
 
-    (N, K, H, W) becomes (N*H*W, K); (N, K) stays as it is. With
-    ``num_classes`` = K, a map of C = A*K channels holds A score vectors
-    per pixel (the anchors of an mmdet one-stage head, channel ``a*K + k``,
-    the layout its ``loss_by_feat`` reads) and becomes (N*H*W*A, K).
+    (N, K, H, W) becomes (N, 1, K, H*W) and (N, K) becomes (N, 1, K, 1).
+    With ``num_classes`` = K, a map of C = A*K channels holds A score
+    vectors per pixel (the anchors of an mmdet one-stage head, channel
+    ``a*K + k``, the layout its ``loss_by_feat`` reads) and becomes
+    (N, A, K, H*W). Each (n, a, :, l) is one row of K scores. A view, not a
+    copy: the classes stay off the innermost dimension, so the softmax and
+    the sums over K run vectorised over the positions (rows of K = 3 scores
+    laid out contiguously are about twice as slow).
     """
-    channels = logits.shape[1]
+    batch, channels = logits.shape[:2]
     classes = channels if num_classes is None else num_classes
-    if logits.dim() == 4:
-        logits = logits.permute(0, 2, 3, 1)
-    return logits.reshape(-1, classes)
+    return logits.reshape(batch, channels // classes, classes, -1)
 
 
 def _checked_pair(preds_S: Tensor, preds_T: Tensor,
@@ -112,8 +116,10 @@ def dist_relation_loss(preds_S: Tensor,
     """DIST loss between student and teacher class logits.
 
     The logits become a matrix of R rows of K class probabilities
-    (:func:`class_score_rows`: one row per pixel of every image, R =
-    N*H*W), ``P = softmax(rows / tau)`` over the K classes, and::
+    (one row per pixel of every image, R = N*H*W, or N*H*W*A with A
+    anchors; :func:`class_score_grid` holds them as a grid, which is the
+    same set of rows), ``P = softmax(rows / tau)`` over the K classes,
+    and::
 
         L = tau^2 * (inter_weight * (1 - mean_r rho(P_S[r, :], P_T[r, :]))
                      + intra_weight * (1 - mean_k rho(P_S[:, k], P_T[:, k])))
@@ -151,10 +157,11 @@ def dist_relation_loss(preds_S: Tensor,
     """
     preds_S, preds_T = _checked_pair(preds_S, preds_T.detach(), num_classes,
                                      resize_stu)
-    prob_S = F.softmax(class_score_rows(preds_S, num_classes) / tau, dim=1)
-    prob_T = F.softmax(class_score_rows(preds_T, num_classes) / tau, dim=1)
-    inter = 1 - pearson_correlation(prob_S, prob_T, dim=1).mean()
-    intra = 1 - pearson_correlation(prob_S, prob_T, dim=0).mean()
+    # (N, A, K, L): a row is (n, a, :, l), a class column is (:, :, k, :).
+    prob_S = F.softmax(class_score_grid(preds_S, num_classes) / tau, dim=2)
+    prob_T = F.softmax(class_score_grid(preds_T, num_classes) / tau, dim=2)
+    inter = 1 - pearson_correlation(prob_S, prob_T, dim=2).mean()
+    intra = 1 - pearson_correlation(prob_S, prob_T, dim=(0, 1, 3)).mean()
     return tau**2 * (inter_weight * inter + intra_weight * intra)
 
 
