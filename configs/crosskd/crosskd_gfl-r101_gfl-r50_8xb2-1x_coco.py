@@ -10,7 +10,7 @@
 # and GIoU of the decoded boxes (weight 2), the box terms weighted by the
 # teacher's top class probability. The student's own config is the base:
 # its data, 1x schedule and optimizer (SGD lr 0.01, 8 GPUs x 2 images).
-_base_ = ['mmdet::gfl/gfl_r50_fpn_1x_coco.py']
+_base_ = ['mmdet::gfl/gfl_r50_fpn_1x_coco.py', '../_base_/distill/crosskd.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/gfl/gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth'  # noqa: E501
@@ -33,34 +33,8 @@ model = dict(
             reg_feat=dict(type='ModuleOutputs',
                           source=f'bbox_head.reg_convs.{layer - 1}'),
             cross_preds=dict(type='HeadPredictions', source='bbox_head')),
-        teacher_recorders=dict(
-            preds=dict(type='HeadPredictions', source='bbox_head')),
-        distill_losses=dict(
-            loss_cls_kd=dict(type='KDQualityFocalLoss', beta=1,
-                             loss_weight=1.0),
-            loss_dist_kd=dict(type='BoxDistributionKLLoss', tau=1,
-                              loss_weight=3.0),
-            loss_box_kd=dict(type='BoxGIoUDistillLoss', box_coding='distance',
-                             loss_weight=2.0)),
-        loss_forward_mappings=dict(
-            loss_cls_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=0),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=0)),
-            loss_dist_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=1),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=1),
-                scores_T=dict(from_student=False, recorder='preds',
-                              data_idx=0)),
-            loss_box_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=1),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=1),
-                scores_T=dict(from_student=False, recorder='preds',
-                              data_idx=0)))))
+        teacher_recorders={{_base_.crosskd_teacher_recorders}},
+        distill_losses={{_base_.crosskd_gfl_distill_losses}},
+        loss_forward_mappings={{_base_.crosskd_gfl_loss_forward_mappings}}))
 
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')

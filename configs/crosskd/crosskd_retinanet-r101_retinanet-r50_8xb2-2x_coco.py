@@ -9,7 +9,7 @@
 # from both sets of anchor deltas (weight 1), each anchor weighted by the
 # teacher's top class probability. The student's own 2x config is the base:
 # its data, schedule and optimizer (SGD lr 0.01, 8 GPUs x 2 images).
-_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py', '../_base_/distill/crosskd.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501
@@ -35,8 +35,7 @@ model = dict(
             reg_feat=dict(type='ModuleOutputs',
                           source=f'bbox_head.reg_convs.{layer - 1}'),
             cross_preds=dict(type='HeadPredictions', source='bbox_head')),
-        teacher_recorders=dict(
-            preds=dict(type='HeadPredictions', source='bbox_head')),
+        teacher_recorders={{_base_.crosskd_teacher_recorders}},
         distill_losses=dict(
             loss_cls_kd=dict(type='KDQualityFocalLoss', beta=1,
                              num_classes=num_classes, loss_weight=1.0),
@@ -44,18 +43,6 @@ model = dict(
                              num_classes=num_classes,
                              anchor_aspect_ratios=anchor_aspect_ratios,
                              loss_weight=1.0)),
-        loss_forward_mappings=dict(
-            loss_cls_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=0),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=0)),
-            loss_box_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=1),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=1),
-                scores_T=dict(from_student=False, recorder='preds',
-                              data_idx=0)))))
+        loss_forward_mappings={{_base_.crosskd_retinanet_loss_forward_mappings}}))
 
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')

@@ -7,7 +7,10 @@
 # teacher's probabilities as targets (weight 1), KL of the box-side
 # distributions (weight 3) and GIoU of the decoded boxes (weight 2), the box
 # terms weighted by the teacher's top class probability.
-_base_ = ['./gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py']
+_base_ = [
+    './gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py',
+    '../_base_/distill/crosskd.py'
+]
 teacher_ckpt = 'work_dirs/toy/gfl_teacher.pth'
 teacher_cfg_path = 'mmstructkd::toy/gfl_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py'  # noqa: E501
 student_cfg_path = 'mmstructkd::toy/gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py'  # noqa: E501
@@ -28,40 +31,14 @@ model = dict(
             reg_feat=dict(type='ModuleOutputs',
                           source=f'bbox_head.reg_convs.{layer - 1}'),
             cross_preds=dict(type='HeadPredictions', source='bbox_head')),
-        teacher_recorders=dict(
-            preds=dict(type='HeadPredictions', source='bbox_head')),
+        teacher_recorders={{_base_.crosskd_teacher_recorders}},
         # Student head width 32, teacher's 64.
         connectors=dict(
             cross_cls=dict(type='ConvModuleConnector', in_channel=32,
                            out_channel=64, norm_cfg=None),
             cross_reg=dict(type='ConvModuleConnector', in_channel=32,
                            out_channel=64, norm_cfg=None)),
-        distill_losses=dict(
-            loss_cls_kd=dict(type='KDQualityFocalLoss', beta=1,
-                             loss_weight=1.0),
-            loss_dist_kd=dict(type='BoxDistributionKLLoss', tau=1,
-                              loss_weight=3.0),
-            loss_box_kd=dict(type='BoxGIoUDistillLoss', box_coding='distance',
-                             loss_weight=2.0)),
-        loss_forward_mappings=dict(
-            loss_cls_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=0),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=0)),
-            loss_dist_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=1),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=1),
-                scores_T=dict(from_student=False, recorder='preds',
-                              data_idx=0)),
-            loss_box_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=1),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=1),
-                scores_T=dict(from_student=False, recorder='preds',
-                              data_idx=0)))))
+        distill_losses={{_base_.crosskd_gfl_distill_losses}},
+        loss_forward_mappings={{_base_.crosskd_gfl_loss_forward_mappings}}))
 
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')

@@ -10,7 +10,7 @@
 # student's gradients only.
 _base_ = [
     './retinanet_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py',
-    './_base_/toy_det_distill.py'
+    './_base_/toy_det_distill.py', '../_base_/distill/crosskd.py'
 ]
 layer = 1  # of the heads' stacked_convs=2
 num_classes = 3
@@ -32,8 +32,7 @@ model = dict(
             reg_feat=dict(type='ModuleOutputs',
                           source=f'bbox_head.reg_convs.{layer - 1}'),
             cross_preds=dict(type='HeadPredictions', source='bbox_head')),
-        teacher_recorders=dict(
-            preds=dict(type='HeadPredictions', source='bbox_head')),
+        teacher_recorders={{_base_.crosskd_teacher_recorders}},
         # Student head width 32, teacher's 64.
         connectors=dict(
             cross_cls=dict(type='ConvModuleConnector', in_channel=32,
@@ -47,18 +46,6 @@ model = dict(
                              num_classes=num_classes,
                              anchor_aspect_ratios=anchor_aspect_ratios,
                              loss_weight=1.0)),
-        loss_forward_mappings=dict(
-            loss_cls_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=0),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=0)),
-            loss_box_kd=dict(
-                preds_S=dict(from_student=True, recorder='cross_preds',
-                             data_idx=1),
-                preds_T=dict(from_student=False, recorder='preds',
-                             data_idx=1),
-                scores_T=dict(from_student=False, recorder='preds',
-                              data_idx=0)))))
+        loss_forward_mappings={{_base_.crosskd_retinanet_loss_forward_mappings}}))
 
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')
