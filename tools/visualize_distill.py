@@ -23,16 +23,26 @@ loss                              picture
                                   ``--scalars`` (its log)
 ================================  ==========================================
 
-plus ``predictions`` (the input and both networks' predictions). The
-pictures go through mmengine's visualizer backends: PNGs under
-``--out-dir`` (``<name>_<iteration>.png``), and TensorBoard too with
+plus ``predictions`` (the input and the teacher's and student's
+predictions). The pictures go through mmengine's visualizer backends: PNGs
+under ``--out-dir`` (``<name>_<iteration>.png``), and TensorBoard too with
 ``--backend tensorboard``.
+
+Several teachers (``MultiTeacherDistill``): every teacher is loaded (from
+its ``model.teachers.<name>.ckpt``, or ``--teacher-ckpt NAME=PATH``, given
+once per teacher to replace) and runs with its own recorders; each loss's
+picture shows the teacher its mapping names (``teacher='name'``, named in
+the title), and ``predictions`` has one panel per teacher, labelled with
+its name, next to the student's.
 
 Usage:
     python tools/visualize_distill.py CONFIG CKPT IMG [--out-dir DIR]
         [--teacher-ckpt PATH] [--node Y X] [--channels N] [--losses ...]
         [--scalars WORK_DIR_OR_SCALARS_JSON] [--backend tensorboard]
         [--cfg-options k=v ...]
+    several teachers:
+    python tools/visualize_distill.py CONFIG CKPT IMG
+        [--teacher-ckpt NAME=PATH [--teacher-ckpt NAME=PATH ...]] ...
 """
 import argparse
 import copy
@@ -74,9 +84,13 @@ def parse_args(argv=None):
     parser.add_argument('img', help='image file')
     parser.add_argument('--out-dir', help='where the PNGs go (default: '
                         'work_dirs/visualize_distill/<config name>)')
-    parser.add_argument('--teacher-ckpt',
+    parser.add_argument('--teacher-ckpt', action='append',
+                        metavar='PATH | NAME=PATH',
                         help="teacher weights (default: the config's "
-                        'model.teacher_ckpt)')
+                        'model.teacher_ckpt); with several teachers '
+                        '(MultiTeacherDistill) NAME=PATH, repeated for each '
+                        "teacher to replace (default: the config's "
+                        'model.teachers.NAME.ckpt)')
     parser.add_argument('--node', type=float, nargs=2, metavar=('Y', 'X'),
                         help='pixel (row, column) of the network input whose '
                         'affinities / relations are drawn (default: the '
@@ -106,15 +120,64 @@ def parse_args(argv=None):
 # Model and data
 
 
+def teacher_names(cfg: Config) -> Optional[List[str]]:
+    """The teachers' names of a multi-teacher config; None for one
+    teacher."""
+    if str(cfg.model.get('type', '')).endswith('MultiTeacherDistill'):
+        return list(cfg.model.get('teachers') or {})
+    return None
+
+
+def set_teacher_ckpts(cfg: Config, values: Optional[List[str]]) -> None:
+    """Point the config at the ``--teacher-ckpt`` values: one PATH for one
+    teacher (``model.teacher_ckpt``), NAME=PATH per teacher to replace for
+    several (``model.teachers.NAME.ckpt``).
+
+    Raises:
+        ValueError: several values for one teacher; for several teachers a
+            value not of the form NAME=PATH, an unknown or repeated name
+            (the message names the teachers).
+    """
+    if not values:
+        return
+    names = teacher_names(cfg)
+    if names is None:
+        if len(values) > 1:
+            raise ValueError(
+                f'--teacher-ckpt given {len(values)} times, but '
+                f'{cfg.filename} has one teacher: give one PATH.')
+        cfg.model.teacher_ckpt = values[0]
+        return
+    form = ' '.join(f'--teacher-ckpt {name}=PATH' for name in names)
+    seen = set()
+    for value in values:
+        name, sep, path = value.partition('=')
+        if not sep or not path or name not in names:
+            what = (f'{name!r} is not one of them' if sep and path else
+                    'write NAME=PATH')
+            raise ValueError(
+                f'--teacher-ckpt {value!r}: {cfg.filename} is a '
+                f'multi-teacher config (teachers {names}); {what} (e.g. '
+                f'{form}).')
+        if name in seen:
+            raise ValueError(
+                f'--teacher-ckpt: teacher {name!r} given twice (teachers: '
+                f'{names}).')
+        seen.add(name)
+        cfg.model.teachers[name].ckpt = path
+
+
 def build_algorithm(cfg: Config, checkpoint: str, device: str):
     """The algorithm with its teacher loaded (at build) and the student,
     connectors and critic from ``checkpoint``; returns it with the
     checkpoint's iteration (0 if unknown)."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    if not str(cfg.model.get('type', '')).endswith('SingleTeacherDistill'):
+    if not str(cfg.model.get('type', '')).endswith(
+            ('SingleTeacherDistill', 'MultiTeacherDistill')):
         raise ValueError(
             f'{cfg.filename}: model.type is {cfg.model.get("type")!r}; this '
-            f'tool needs a distillation config (SingleTeacherDistill).')
+            f'tool needs a distillation config (SingleTeacherDistill or '
+            f'MultiTeacherDistill).')
     algorithm = MODELS.build(cfg.model)
     if not osp.isfile(checkpoint) and '://' not in checkpoint:
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist.')
@@ -177,25 +240,30 @@ def dataset_meta(cfg: Config) -> dict:
 
 
 def run_networks(algorithm, batch: dict):
-    """Predict with teacher and student while their recorders record.
+    """Predict with every teacher and the student while their recorders
+    (each teacher its own, ``teacher_recorders_of(name)``) record.
 
-    Returns the preprocessed input tensor and the two predicted samples.
-    The records stay in the recorders until ``reset_records``.
+    Returns the preprocessed input tensor, teacher name (None for the only
+    teacher) -> its predicted sample, and the student's. The records stay in
+    the recorders until ``reset_records``.
     """
     distiller = algorithm.distiller
     processed = algorithm.data_preprocessor(batch, False)
     inputs, samples = processed['inputs'], processed['data_samples']
+    managers, teacher_samples = [], {}
     with torch.no_grad():
         # predict fills the samples in place: each network gets a copy.
-        with distiller.teacher_recorders:
-            teacher_out = algorithm.teacher(
-                inputs, copy.deepcopy(samples), mode='predict')
+        for name, frozen in algorithm.frozen_teachers.items():
+            managers.append(distiller.teacher_recorders_of(name))
+            with managers[-1]:
+                teacher_samples[name] = frozen.model(
+                    inputs, copy.deepcopy(samples), mode='predict')[0]
         with distiller.student_recorders:
             student_out = algorithm.student(
                 inputs, copy.deepcopy(samples), mode='predict')
-    for manager in (distiller.teacher_recorders, distiller.student_recorders):
+    for manager in managers + [distiller.student_recorders]:
         manager.check_recorded()
-    return inputs, teacher_out[0], student_out[0]
+    return inputs, teacher_samples, student_out[0]
 
 
 def loss_inputs(algorithm, inputs: torch.Tensor,
@@ -235,15 +303,24 @@ def critic_scores(algorithm,
 
 
 def recorder_sources(algorithm, mapping: dict) -> Dict[str, str]:
+    """Argument -> the module its recorder hooks (in the network, the
+    teacher its mapping names, that it reads)."""
     distiller = algorithm.distiller
     sources = {}
     for arg, spec in mapping.items():
         if not isinstance(spec, dict) or 'recorder' not in spec:
             continue
-        manager = distiller.student_recorders if spec['from_student'] \
-            else distiller.teacher_recorders
+        manager = distiller.recorders_for(spec)
         sources[arg] = manager[spec['recorder']].source
     return sources
+
+
+def mapped_teachers(mapping: dict) -> Tuple[str, ...]:
+    """The named teachers whose tensors a loss mapping reads (none with one
+    teacher), in mapping order."""
+    names = [spec.get('teacher') for spec in mapping.values()
+             if isinstance(spec, dict) and not spec.get('from_student', True)]
+    return tuple(dict.fromkeys(n for n in names if n is not None))
 
 
 # ---------------------------------------------------------------------------
@@ -274,8 +351,10 @@ def main(argv=None) -> List[str]:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    if args.teacher_ckpt is not None:
-        cfg.model.teacher_ckpt = args.teacher_ckpt
+    try:
+        set_teacher_ckpts(cfg, args.teacher_ckpt)
+    except ValueError as e:
+        raise SystemExit(f'error: {e}') from None
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'visualize_distill',
@@ -286,7 +365,13 @@ def main(argv=None) -> List[str]:
     algorithm, iteration = build_algorithm(cfg, args.checkpoint, args.device)
     data = prepare_data(cfg, args.img)
     batch = pseudo_collate([data])
-    inputs, teacher_sample, student_sample = run_networks(algorithm, batch)
+    inputs, teacher_samples, student_sample = run_networks(algorithm, batch)
+    distiller = algorithm.distiller
+    for name, frozen in algorithm.frozen_teachers.items():
+        if name is not None:  # several teachers: say each one ran
+            recorded = sorted(distiller.teacher_recorders_of(name).recorders)
+            print(f'teacher {name!r} ({frozen.ckpt or "random weights"}): '
+                  f'predicted, recorded {recorded}')
     image = data['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # BGR->RGB
     frame = tuple(inputs.shape[-2:])
     point = tuple(args.node) if args.node else (image.shape[0] / 2,
@@ -301,16 +386,16 @@ def main(argv=None) -> List[str]:
         num_channels=args.channels,
         scalars=load_scalars(args.scalars) if args.scalars else None)
 
-    figures = [paint_predictions(ctx, teacher_sample, student_sample,
+    figures = [paint_predictions(ctx, teacher_samples, student_sample,
                                  args.score_thr)]
     ctx.critic_scores = critic_scores(algorithm, inputs)
     if ctx.critic_scores is not None:
         print('critic on this image: D(teacher)={:.4g} D(student)={:.4g}'
               .format(*ctx.critic_scores))
-    distiller = algorithm.distiller
     for name, kwargs in loss_inputs(algorithm, inputs, args.losses).items():
-        ctx.sources = recorder_sources(
-            algorithm, distiller.loss_forward_mappings[name])
+        mapping = distiller.loss_forward_mappings[name]
+        ctx.sources = recorder_sources(algorithm, mapping)
+        ctx.teachers = mapped_teachers(mapping)
         loss = distiller.distill_losses[name]
         drawn = paint_loss(name, loss, kwargs, ctx)
         if not drawn:

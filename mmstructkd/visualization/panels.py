@@ -51,6 +51,8 @@ class VisContext:
             critic's scores over training; None when not given.
         critic_scores: D(teacher), D(student) of the checkpoint's critic
             on this image, if it has one.
+        teachers: with several teachers, the names of those whose tensors
+            the loss compares (named in its title); empty with one.
     """
     image: np.ndarray
     frame: Tuple[int, int]
@@ -61,6 +63,7 @@ class VisContext:
     sources: Dict[str, str] = field(default_factory=dict)
     scalars: Optional[List[dict]] = None
     critic_scores: Optional[Tuple[float, float]] = None
+    teachers: Tuple[str, ...] = ()
 
 
 @dataclass
@@ -189,11 +192,14 @@ def symmetric_range(data) -> Tuple[float, float]:
 
 
 def loss_title(loss_name: str, loss, value: Optional[float],
-               settings: str) -> str:
+               settings: str, teachers: Sequence[str] = ()) -> str:
     weight = getattr(loss, 'loss_weight', None)
     parts = [f'{loss_name}: {type(loss).__name__}']
     if settings:
         parts.append(f'({settings})')
+    if teachers:
+        parts.append(('vs teacher ' if len(teachers) == 1 else
+                      'vs teachers ') + ', '.join(teachers))
     title = ' '.join(parts)
     if value is not None:
         title += f'\nloss on this image = {value:.4g}'
@@ -221,14 +227,16 @@ def stride_label(ctx: VisContext, feat_hw: Tuple[int, int]) -> str:
 def loss_figure(loss_name: str, loss, inputs: Dict[str, object],
                 ctx: VisContext, settings: str, note: str, rows: int,
                 mark_node: bool = False):
-    """The figure of one loss: titled with the loss, its ``settings`` and
-    its value on this image, the input on the left (the node marked when
-    asked), the ``note`` and ``rows`` rows of three map panels.
+    """The figure of one loss: titled with the loss, its ``settings``, the
+    teachers it compares with (``ctx.teachers``) and its value on this
+    image, the input on the left (the node marked when asked), the
+    ``note`` and ``rows`` rows of three map panels.
 
     Returns:
         ``(figure, panels)``, ``panels[row][column]``.
     """
-    title = loss_title(loss_name, loss, loss_value(loss, inputs), settings)
+    title = loss_title(loss_name, loss, loss_value(loss, inputs), settings,
+                       ctx.teachers)
     fig, image_ax, panels = new_figure(rows, 3, title, note)
     show_image(image_ax, ctx, mark_node=mark_node)
     return fig, panels

@@ -1,4 +1,5 @@
-"""The picture of the input and both networks' predictions."""
+"""The picture of the input and the networks' predictions (every
+teacher's and the student's)."""
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -8,33 +9,48 @@ from .panels import (DPI, PANEL_INCHES, DistillFigure, VisContext,
                      to_numpy)
 
 
-def paint_predictions(ctx: VisContext, teacher_sample,
+def paint_predictions(ctx: VisContext, teacher_samples,
                       student_sample,
                       score_thr: float = 0.3) -> DistillFigure:
-    """The input and the teacher's and student's predictions.
+    """The input, the teachers' and the student's predictions.
+
+    Args:
+        teacher_samples: the teacher's predicted sample, or teacher name
+            -> its sample with several teachers (one panel each, labelled
+            with the name; a None name is the only teacher).
+        student_sample: the student's.
 
     Segmentation samples carry ``pred_sem_seg`` (drawn in the palette's
     colours), detection samples ``pred_instances`` (boxes above
-    ``score_thr``, in input pixels).
+    ``score_thr``, in input pixels). The arrays shown are kept under
+    ``teacher`` (``teacher.<name>`` with several) and ``student``.
     """
-    fig = Figure(figsize=(3 * PANEL_INCHES + 1.8, PANEL_INCHES + 0.7),
+    if not isinstance(teacher_samples, dict):
+        teacher_samples = {None: teacher_samples}
+    networks = [('teacher' if name is None else f'teacher {name}',
+                 'teacher' if name is None else f'teacher.{name}', sample)
+                for name, sample in teacher_samples.items()]
+    networks.append(('student', 'student', student_sample))
+    # The input and one panel per network; room for the legends.
+    fig = Figure(figsize=((len(networks) + 1) * PANEL_INCHES + 1.8 +
+                          0.6 * (len(networks) - 2), PANEL_INCHES + 0.7),
                  dpi=DPI)
-    axes = fig.subplots(1, 3, gridspec_kw=dict(wspace=0.55))
+    axes = fig.subplots(1, len(networks) + 1,
+                        gridspec_kw=dict(wspace=0.55))
     show_image(axes[0], ctx)
     shown = {}
     height, width = ctx.image.shape[:2]
-    for ax, sample, who in ((axes[1], teacher_sample, 'teacher'),
-                            (axes[2], student_sample, 'student')):
+    for ax, (who, key, sample) in zip(axes[1:], networks):
         if 'pred_sem_seg' in sample:
             labels = sample.pred_sem_seg.data[0]
             class_map(ax, labels, ctx, f'{who} prediction',
                       (0, width, height, 0))
-            shown[who] = to_numpy(labels)
+            shown[key] = to_numpy(labels)
         else:
             boxes = _draw_boxes(ax, sample, ctx, score_thr)
             ax.set_title(f'{who}: boxes with score >= {score_thr:g}',
                          fontsize=9)
-            shown[who] = boxes
+            shown[key] = boxes
     fig.suptitle('input and predictions', fontsize=11)
     fig.subplots_adjust(left=0.02, right=0.88, top=0.8, bottom=0.05)
     return DistillFigure('predictions', figure_to_rgb(fig), shown)

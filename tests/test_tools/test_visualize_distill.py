@@ -8,6 +8,9 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmstructkd  # noqa: F401
@@ -21,12 +24,19 @@ from mmstructkd.models.losses import (BoundaryLoss, ChannelWiseDivergence,
                                       pair_wise_loss, pixel_wise_kl)
 from mmstructkd.models.losses.ssim import (StructuralSimilarityLoss,
                                            structural_similarity_loss)
-from mmstructkd.visualization import VisContext, distill_maps, paint_loss
+from mmstructkd.registry import MODELS
+from mmstructkd.visualization import (VisContext, distill_maps, paint_loss,
+                                      paint_predictions)
+from mmstructkd.visualization.panels import loss_title
 
 CWD_BCD = 'cwd-bcd_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 PA_HO = 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_toyscenes.py'
 SSIM_DET = ('ssim_fpn_faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_'
             '1xb8-2k_toyscenes-64x64.py')
+# Two teachers (MultiTeacherDistill), CWD on each one's logits.
+MULTI = ('cwd_logits_pspnet-r34-thin32-and-deeplabv3-r34-thin32_'
+         'pspnet-r18-thin16_1xb8-2k_toyscenes.py')
+TEACHERS = ('pspnet', 'deeplabv3')
 
 
 def assert_png(path, min_size=(250, 400)):
@@ -226,13 +236,17 @@ def test_painters_draw_every_loss_type_with_the_right_maps():
 
 
 def train(config, work_dir, env, teacher_ckpt, iters=2):
+    """``teacher_ckpt``: a path, or teacher name -> path (several)."""
     # Not quick_train_options: the adversarial config's param_scheduler is
     # a dict of two lists (its `end` stays beyond these few iterations).
     options = [o for o in quick_train_options(iters=iters, batch=2)
                if not o.startswith('param_scheduler')]
+    teachers = [f'model.teachers.{name}.ckpt={path}'
+                for name, path in teacher_ckpt.items()] \
+        if isinstance(teacher_ckpt, dict) else \
+        [f'model.teacher_ckpt={teacher_ckpt}']
     run_tool(['tools/train.py', toy_config(config), '--work-dir', work_dir,
-              '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}'] +
-             options, env=env)
+              '--cfg-options'] + teachers + options, env=env)
     return osp.join(work_dir, osp.basename(last_checkpoint(work_dir)))
 
 
@@ -317,6 +331,128 @@ def test_ssim_detection_pictures(tmp_path, toy_env, toy_data_root):
     assert_png(osp.join(out_dir, 'predictions_1.png'))
     ssim = assert_png(osp.join(out_dir, 'loss_ssim_fpn_1.png'))
     assert ssim.shape[0] > 1000  # one row per FPN level (5)
+
+
+@pytest.mark.slow
+def test_multi_teacher_pictures(tmp_path, toy_env, toy_data_root,
+                                toy_teacher_ckpt,
+                                toy_deeplabv3_teacher_ckpt):
+    ckpts = dict(pspnet=toy_teacher_ckpt,
+                 deeplabv3=toy_deeplabv3_teacher_ckpt)
+    ckpt = train(MULTI, str(tmp_path / 'train'), toy_env, ckpts, iters=1)
+    out_dir = str(tmp_path / 'vis')
+    # One teacher from --teacher-ckpt NAME=PATH, the other from the config.
+    proc = visualize(MULTI, ckpt, val_image(toy_data_root), out_dir,
+                     toy_env, '--teacher-ckpt',
+                     f'pspnet={toy_teacher_ckpt}', '--cfg-options',
+                     f'model.teachers.deeplabv3.ckpt='
+                     f'{toy_deeplabv3_teacher_ckpt}')
+    for name in TEACHERS:
+        assert (f"teacher {name!r} ({ckpts[name]}): predicted, recorded "
+                f"['logits']") in proc.stdout
+    for name in ('predictions', 'loss_cwd_pspnet', 'loss_cwd_deeplabv3'):
+        assert_png(osp.join(out_dir, f'{name}_1.png'))
+        assert f'{name}_1.png' in proc.stdout
+    # The input, two teachers and the student: four panels, wider than the
+    # three (870 pixels) of one teacher's picture.
+    predictions = assert_png(osp.join(out_dir, 'predictions_1.png'))
+    assert predictions.shape[1] > 1100
+
+
+def test_multi_teacher_runs_each_teacher_with_its_recorders(
+        monkeypatch, toy_data_root):
+    monkeypatch.setenv('TOY_DATA_ROOT', toy_data_root)
+    tool = load_tool('visualize_distill')
+    cfg = Config.fromfile(toy_config(MULTI))
+    for name in TEACHERS:  # random weights: the wiring is checked
+        cfg.model.teachers[name].ckpt = None
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    algorithm = MODELS.build(cfg.model).eval()
+    data = tool.prepare_data(cfg, val_image(toy_data_root))
+    inputs, teacher_samples, student_sample = tool.run_networks(
+        algorithm, pseudo_collate([data]))
+    assert list(teacher_samples) == list(TEACHERS)
+    kwargs = tool.loss_inputs(algorithm, inputs)
+    distiller = algorithm.distiller
+    for name in TEACHERS:
+        loss_name = f'loss_cwd_{name}'
+        # Each loss gets the logits of the teacher its mapping names.
+        with torch.no_grad():
+            logits = algorithm.teachers[name](inputs, mode='tensor')
+        torch.testing.assert_close(kwargs[loss_name]['preds_T'], logits)
+        mapping = distiller.loss_forward_mappings[loss_name]
+        assert tool.mapped_teachers(mapping) == (name, )
+        assert tool.recorder_sources(algorithm, mapping) == dict(
+            preds_S='decode_head.conv_seg', preds_T='decode_head.conv_seg')
+    assert not torch.allclose(kwargs['loss_cwd_pspnet']['preds_T'],
+                              kwargs['loss_cwd_deeplabv3']['preds_T'])
+    distiller.reset_records()
+
+    # One prediction panel per teacher, labelled with its name.
+    image = data['inputs'].permute(1, 2, 0).numpy()[..., ::-1]
+    ctx = VisContext(image=np.ascontiguousarray(image),
+                     frame=tuple(inputs.shape[-2:]), point=(32.0, 32.0))
+    several = paint_predictions(ctx, teacher_samples, student_sample)
+    assert set(several.maps) == {'teacher.pspnet', 'teacher.deeplabv3',
+                                 'student'}
+    for name in TEACHERS:
+        np.testing.assert_array_equal(
+            several.maps[f'teacher.{name}'],
+            teacher_samples[name].pred_sem_seg.data[0].numpy())
+    one = paint_predictions(ctx, teacher_samples['pspnet'], student_sample)
+    assert set(one.maps) == {'teacher', 'student'}
+    assert several.image.shape[1] > 1.3 * one.image.shape[1]
+    # A loss's title names the teacher it compares with (none with one).
+    loss = distiller.distill_losses['loss_cwd_deeplabv3']
+    assert loss_title('loss_cwd_deeplabv3', loss, None, 'tau=1',
+                      ('deeplabv3', )) == \
+        'loss_cwd_deeplabv3: ChannelWiseDivergence (tau=1) vs teacher ' \
+        'deeplabv3'
+    assert loss_title('loss_cwd', loss, None, 'tau=1') == \
+        'loss_cwd: ChannelWiseDivergence (tau=1)'
+    pictures = []
+    for ctx.teachers in (('deeplabv3', ), ()):
+        (picture, ) = paint_loss('loss_cwd_deeplabv3', loss,
+                                 kwargs['loss_cwd_deeplabv3'], ctx)
+        pictures.append(picture.image)
+    assert pictures[0].shape == pictures[1].shape
+    assert not np.array_equal(*pictures)  # the title differs
+
+
+def test_teacher_ckpt_form_errors_name_the_teachers(tmp_path):
+    tool = load_tool('visualize_distill')
+
+    def run(config, *values):
+        argv = [toy_config(config), str(tmp_path / 'missing.pth'),
+                str(tmp_path / 'missing.png')]
+        for value in values:
+            argv += ['--teacher-ckpt', value]
+        with pytest.raises(SystemExit) as info:
+            tool.main(argv)
+        return str(info.value)
+
+    for values, why in ((['psp.pth'], 'write NAME=PATH'),
+                        (['pspnet='], 'write NAME=PATH'),
+                        (['psp=psp.pth'], "'psp' is not one of them"),
+                        (['pspnet=a.pth', 'pspnet=b.pth'],
+                         "teacher 'pspnet' given twice")):
+        message = run(MULTI, *values)
+        assert message.startswith('error: --teacher-ckpt')
+        assert why in message
+        assert "['pspnet', 'deeplabv3']" in message
+    assert 'has one teacher: give one PATH' in run(CWD_BCD, 'a.pth',
+                                                    'b.pth')
+    # The right form sets the named teacher's ckpt, and only its.
+    cfg = Config.fromfile(toy_config(MULTI))
+    other = cfg.model.teachers.deeplabv3.ckpt
+    tool.set_teacher_ckpts(cfg, ['pspnet=/ckpts/psp=1.pth'])
+    assert cfg.model.teachers.pspnet.ckpt == '/ckpts/psp=1.pth'
+    assert cfg.model.teachers.deeplabv3.ckpt == other
+    # One teacher: the value is its path, as it always was.
+    single = Config.fromfile(toy_config(CWD_BCD))
+    tool.set_teacher_ckpts(single, ['a=b.pth'])
+    assert single.model.teacher_ckpt == 'a=b.pth'
 
 
 def load_tool(name):
