@@ -29,8 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out',
         default=osp.join(REPO_ROOT, 'data', 'toy_scenes'),
         help='output root (default: data/toy_scenes in the repository)')
-    parser.add_argument('--num-train', type=int, default=240)
-    parser.add_argument('--num-val', type=int, default=60)
+    parser.add_argument('--num-train', type=int, default=1000)
+    parser.add_argument('--num-val', type=int, default=100)
     parser.add_argument(
         '--size', type=int, default=96, help='side of the square pictures')
     parser.add_argument('--seed', type=int, default=0)

@@ -3,9 +3,12 @@
 Protocol (the same for every method, segmentation and detection):
 
 1. Teachers: the toy PSPNet teacher of ``make demo`` (shared cache
-   ``work_dirs/toy/teacher.pth``) and toy RetinaNet / Faster R-CNN teachers
-   (``work_dirs/toy/{retinanet,faster-rcnn}_teacher.pth``), trained on the
-   full train split, reused when their config, schedule and data are
+   ``work_dirs/toy/teacher.pth``), the toy DeepLabV3 teacher (the second
+   teacher of the two-teacher row, ``work_dirs/toy/deeplabv3/teacher.pth``)
+   and toy RetinaNet / Faster R-CNN / GFL teachers
+   (``work_dirs/toy/{retinanet,faster-rcnn,gfl}_teacher.pth``), trained on
+   ``splits/train_fit`` only (never on the held-out images that choose the
+   students' weights), reused when their config, schedule and data are
    unchanged.
 2. Hyper-parameter choice, never on val: every distillation method's loss
    weights are scaled together by each factor of ``--factors`` (1 = the
@@ -39,16 +42,20 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from .config_lists import (FRCNN_PAIR, REPO_ROOT, RESULTS_DIR, RETINA_PAIR,
-                           SEG_PAIR, TOY_DATA_ROOT, TOY_FRCNN_MODEL,
-                           TOY_FRCNN_STUDENT, TOY_FRCNN_TEACHER,
-                           TOY_RETINA_MODEL, TOY_RETINA_STUDENT,
-                           TOY_RETINA_TEACHER, TOY_SEG_MODEL, TOY_SEG_STUDENT,
-                           TOY_SEG_TEACHER, TOY_TEACHER_CKPT, toy_config)
+from .config_lists import (FRCNN_PAIR, GFL_PAIR, MULTI_TEACHER_CONFIG,
+                           REPO_ROOT, RESULTS_DIR, RETINA_PAIR, SEG_PAIR,
+                           TOY_DATA_ROOT, TOY_DEEPLAB_TEACHER,
+                           TOY_FRCNN_MODEL, TOY_FRCNN_STUDENT,
+                           TOY_FRCNN_TEACHER, TOY_GFL_STUDENT,
+                           TOY_GFL_TEACHER, TOY_RETINA_MODEL,
+                           TOY_RETINA_STUDENT, TOY_RETINA_TEACHER,
+                           TOY_SEG_MODEL, TOY_SEG_STUDENT, TOY_SEG_TEACHER,
+                           TOY_TEACHER_CKPT, toy_config)
 from .processes import check_python
-from .teacher_cache import file_digest, toy_data_stamp, train_cached
+from .teacher_cache import (file_digest, teacher_split_options,
+                            toy_data_stamp, train_cached)
 from .toy_training import schedule_options, scheduler_options, train
 from .training_logs import load_scalars
 
@@ -66,8 +73,23 @@ class Teacher:
 class Method:
     name: str
     config: str
-    teacher: str  # key of TEACHERS
+    teacher: str  # key of TEACHERS: the plain student and gap it is read by
     distill: bool = True
+    # MultiTeacherDistill: the config's teacher names -> keys of TEACHERS
+    # (``teacher`` is one of them).
+    teachers: Optional[Dict[str, str]] = None
+
+    def teacher_keys(self) -> List[str]:
+        """The TEACHERS this method needs trained."""
+        return list(self.teachers.values()) if self.teachers else [
+            self.teacher]
+
+    def teacher_options(self) -> List[str]:
+        """``--cfg-options`` that point the config at the cached teachers."""
+        if self.teachers:
+            return [f'model.teachers.{name}.ckpt={TEACHERS[key].checkpoint}'
+                    for name, key in self.teachers.items()]
+        return [f'model.teacher_ckpt={TEACHERS[self.teacher].checkpoint}']
 
 
 TEACHERS = {
@@ -78,6 +100,12 @@ TEACHERS = {
     'faster-rcnn': Teacher('teacher (Faster R-CNN R34-thin32)',
                            TOY_FRCNN_TEACHER, 'faster-rcnn_teacher.pth',
                            [TOY_FRCNN_MODEL]),
+    'gfl': Teacher('teacher (GFL R34-thin32)', TOY_GFL_TEACHER,
+                   'gfl_teacher.pth', [TOY_GFL_STUDENT, TOY_RETINA_MODEL]),
+    'deeplabv3': Teacher('second teacher (DeepLabV3 R34-thin32)',
+                         TOY_DEEPLAB_TEACHER,
+                         osp.join('deeplabv3', 'teacher.pth'),
+                         [TOY_SEG_TEACHER, TOY_SEG_MODEL]),
 }
 
 SEG_METHODS = [
@@ -93,6 +121,10 @@ SEG_METHODS = [
     Method('CWD logits', toy_config('cwd_logits_' + SEG_PAIR), 'pspnet'),
     Method('CWD features', toy_config('cwd_feats_' + SEG_PAIR), 'pspnet'),
     Method('BCD', toy_config('bcd_' + SEG_PAIR), 'pspnet'),
+    Method('DIST', toy_config('dist_logits_' + SEG_PAIR), 'pspnet'),
+    Method('CWD logits, two teachers (PSPNet + DeepLabV3)',
+           MULTI_TEACHER_CONFIG, 'pspnet',
+           teachers=dict(pspnet='pspnet', deeplabv3='deeplabv3')),
 ]
 DET_METHODS = [
     Method('RetinaNet student (no KD)', TOY_RETINA_STUDENT, 'retinanet',
@@ -102,10 +134,22 @@ DET_METHODS = [
            'retinanet'),
     Method('BCD (RetinaNet)', toy_config('bcd_' + RETINA_PAIR),
            'retinanet'),
+    Method('PKD-FPN (RetinaNet)', toy_config('pkd_fpn_' + RETINA_PAIR),
+           'retinanet'),
+    Method('MGD-FPN', toy_config('mgd_fpn_' + RETINA_PAIR), 'retinanet'),
+    Method('DIST (RetinaNet cls)', toy_config('dist_cls_' + RETINA_PAIR),
+           'retinanet'),
+    Method('CrossKD (RetinaNet)', toy_config('crosskd_' + RETINA_PAIR),
+           'retinanet'),
     Method('Faster R-CNN student (no KD)', TOY_FRCNN_STUDENT, 'faster-rcnn',
            distill=False),
     Method('SSIM-FPN', toy_config('ssim_fpn_' + FRCNN_PAIR),
            'faster-rcnn'),
+    Method('PKD-FPN (Faster R-CNN)', toy_config('pkd_fpn_' + FRCNN_PAIR),
+           'faster-rcnn'),
+    Method('FBKD-FPN', toy_config('fbkd_fpn_' + FRCNN_PAIR), 'faster-rcnn'),
+    Method('GFL student (no KD)', TOY_GFL_STUDENT, 'gfl', distill=False),
+    Method('CrossKD (GFL)', toy_config('crosskd_' + GFL_PAIR), 'gfl'),
 ]
 TASKS = dict(seg=SEG_METHODS, det=DET_METHODS)
 # The score that picks the factor and the ones reported, per task.
@@ -178,8 +222,8 @@ class Runner:
         return dict(task=task, config=osp.relpath(method.config, REPO_ROOT),
                     config_digest=file_digest(method.config),
                     split=split, seed=seed, iters=iters, weights=weights,
-                    teacher=file_digest(
-                        TEACHERS[method.teacher].checkpoint)
+                    teacher=[file_digest(TEACHERS[key].checkpoint)
+                             for key in method.teacher_keys()]
                     if method.distill else None)
 
     def train(self, task, method, split, seed, iters, weights, tag):
@@ -200,8 +244,7 @@ class Runner:
         options = schedule_options(iters, seed) + \
             scheduler_options(method.config, iters)
         if method.distill:
-            options.append(
-                f'model.teacher_ckpt={TEACHERS[method.teacher].checkpoint}')
+            options += method.teacher_options()
             options += [
                 f'model.distiller.distill_losses.{name}.loss_weight={w}'
                 for name, w in weights.items()
@@ -249,7 +292,8 @@ def teacher_metrics(task: str, teacher: Teacher, args) -> dict:
         task], args.data_stamp, osp.join(args.work_dir, 'teachers',
                                          osp.basename(teacher.checkpoint)),
         digest_files=teacher.digest_files, metric_key=SELECT_KEY[task],
-        log=lambda msg: print(f'[accuracy] {msg}', flush=True))
+        log=lambda msg: print(f'[accuracy] {msg}', flush=True),
+        options=teacher_split_options(task))
     work_dir = osp.join(args.work_dir, 'teachers',
                         osp.basename(teacher.checkpoint) + '.test')
     os.makedirs(work_dir, exist_ok=True)
@@ -273,6 +317,8 @@ def summarise(task, methods, finals, choices, teachers):
     for method in methods:
         runs = finals[method.name]
         row = dict(teacher=method.teacher, distill=method.distill,
+                   other_teachers=[k for k in method.teacher_keys()
+                                   if k != method.teacher],
                    factor=choices.get(method.name, {}).get('factor'),
                    weights=choices.get(method.name, {}).get('weights'),
                    runs=[r['metrics'] for r in runs],
@@ -313,11 +359,14 @@ def table(task, rows, teachers, args) -> str:
     shown = set()
     for name, row in rows.items():
         teacher_key = row['teacher']
-        if teacher_key not in shown:
-            shown.add(teacher_key)
-            t = teachers[teacher_key]
+        # Each teacher's row comes before the first method it teaches.
+        for key in [teacher_key] + row.get('other_teachers', []):
+            if key in shown:
+                continue
+            shown.add(key)
+            t = teachers[key]
             lines.append('| ' + ' | '.join(
-                [TEACHERS[teacher_key].name, '-'] +
+                [TEACHERS[key].name, '-'] +
                 [f'{t[k] * scale:.2f}' for k in keys] + ['-', '-', '-']) +
                 ' |')
         first = row[keys[0]]
@@ -350,7 +399,7 @@ def run_task(task, runner, args):
     methods = [m for m in TASKS[task]
                if m in chosen or not m.distill and m.teacher in families]
     teachers = {}
-    for key in dict.fromkeys(m.teacher for m in methods):
+    for key in dict.fromkeys(k for m in methods for k in m.teacher_keys()):
         teachers[key] = teacher_metrics(task, TEACHERS[key], args)
         print(f'[accuracy] {TEACHERS[key].name}: ' + ' '.join(
             f'{k}={teachers[key].get(k)}' for k in REPORT_KEYS[task]),
@@ -414,7 +463,7 @@ def main(argv=None):
                         default=[0.3, 1.0, 3.0],
                         help='loss-weight factors tried on the held-out '
                         'split')
-    parser.add_argument('--seg-teacher-iters', type=int, default=1500)
+    parser.add_argument('--seg-teacher-iters', type=int, default=1200)
     parser.add_argument('--det-teacher-iters', type=int, default=1500)
     parser.add_argument('--teacher-dir', default=osp.dirname(
         TOY_TEACHER_CKPT), help='where teacher checkpoints are cached '

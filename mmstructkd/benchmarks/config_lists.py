@@ -20,6 +20,7 @@ RETINA_PAIR = ('retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
                'toyscenes-64x64.py')
 FRCNN_PAIR = ('faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_1xb8-2k_'
               'toyscenes-64x64.py')
+GFL_PAIR = 'gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_toyscenes-64x64.py'
 
 
 def toy_config(name: str) -> str:
@@ -37,6 +38,13 @@ TOY_FRCNN_TEACHER = toy_config(
     'faster-rcnn_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py')
 TOY_FRCNN_STUDENT = toy_config(
     'faster-rcnn_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
+TOY_GFL_TEACHER = toy_config('gfl_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py')
+TOY_GFL_STUDENT = toy_config('gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
+# The second teacher of the toy multi-teacher config (another architecture).
+TOY_DEEPLAB_TEACHER = toy_config('deeplabv3_r34-d8-thin32_1xb8-2k_toyscenes.py')
+MULTI_TEACHER_CONFIG = toy_config(
+    'cwd_logits_pspnet-r34-thin32-and-deeplabv3-r34-thin32_'
+    'pspnet-r18-thin16_1xb8-2k_toyscenes.py')
 # The model configs the toy teachers inherit (their digest is part of a
 # cached teacher's key).
 TOY_SEG_MODEL = toy_config(osp.join('_base_', 'models', 'pspnet_r18-thin.py'))
@@ -54,8 +62,7 @@ OVERHEAD_TOY_CONFIGS = [
     toy_config('skd_pi-pa-fullres_' + SEG_PAIR),
     toy_config('skd_pi-pa-ho_' + SEG_PAIR),
     toy_config('bcd_' + SEG_PAIR),
-    toy_config('cwd_logits_pspnet-r34-thin32-and-deeplabv3-r34-thin32_'
-               'pspnet-r18-thin16_1xb8-2k_toyscenes.py'),
+    MULTI_TEACHER_CONFIG,
     toy_config('cwd_fpn_' + RETINA_PAIR),
     toy_config('pkd_fpn_' + RETINA_PAIR),
     toy_config('dist_cls_' + RETINA_PAIR),
@@ -63,8 +70,7 @@ OVERHEAD_TOY_CONFIGS = [
     toy_config('skd_pa-fpn_' + RETINA_PAIR),
     toy_config('bcd_' + RETINA_PAIR),
     toy_config('crosskd_' + RETINA_PAIR),
-    toy_config('crosskd_gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_'
-               'toyscenes-64x64.py'),
+    toy_config('crosskd_' + GFL_PAIR),
     toy_config('ssim_fpn_' + FRCNN_PAIR),
     toy_config('pkd_fpn_' + FRCNN_PAIR),
     toy_config('fbkd_fpn_' + FRCNN_PAIR),

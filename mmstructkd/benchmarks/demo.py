@@ -15,7 +15,7 @@ Steps (each reuses what an earlier run left, when its inputs are unchanged):
 Everything printed comes from this run's logs.
 
 Usage:
-    python tools/demo.py [--iters 500] [--seeds 0 1 2] [--teacher-iters 1500]
+    python tools/demo.py [--iters 500] [--seeds 0 1 2] [--teacher-iters 1200]
 """
 import argparse
 import json
@@ -30,7 +30,8 @@ from .config_lists import (REPO_ROOT, SEG_PAIR, TOY_SEG_MODEL,
                            TOY_SEG_STUDENT, TOY_SEG_TEACHER, TOY_TEACHER_CKPT,
                            toy_config)
 from .processes import check_python
-from .teacher_cache import toy_data_stamp, train_cached
+from .teacher_cache import (teacher_split_options, toy_data_stamp,
+                            train_cached)
 from .toy_training import schedule_options, scheduler_options, train
 from .training_logs import final_metrics
 
@@ -61,7 +62,8 @@ def train_teacher(args, out_dir):
         TOY_SEG_TEACHER, TOY_TEACHER_CKPT, args.teacher_iters,
         args.data_stamp, osp.join(out_dir, 'teacher'),
         digest_files=[TOY_SEG_MODEL],
-        log=lambda msg: print(f'[demo] {msg}'))
+        log=lambda msg: print(f'[demo] {msg}'),
+        options=teacher_split_options('seg'))
 
 
 def chart(results, teacher, path):
@@ -92,7 +94,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--iters', type=int, default=500,
                         help='training iterations of each student')
-    parser.add_argument('--teacher-iters', type=int, default=1500)
+    parser.add_argument('--teacher-iters', type=int, default=1200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=2,
                         help='students trained at a time')

@@ -1,8 +1,13 @@
 """Teachers trained once and reused while nothing they depend on changed.
 
 A cached checkpoint ``X.pth`` has a stamp ``X.pth.json`` next to it: the
-digest of its config files, its number of iterations and the digest of the
-data it was trained on, with the validation metrics of that training.
+digest of its config files, its number of iterations, the digest of the
+data and the split it was trained on, with the validation metrics of that
+training.
+
+Toy teachers train on ``train_fit`` only: the students' loss weights are
+chosen on ``train_holdout``, and a teacher that had seen those images would
+hand the students its memory of them instead of what it learned.
 """
 import glob
 import hashlib
@@ -10,7 +15,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from .config_lists import REPO_ROOT, TOY_DATA_ROOT
 from .toy_training import schedule_options, scheduler_options, train
@@ -33,18 +38,33 @@ def toy_data_stamp(data_root: Optional[str] = None) -> Optional[str]:
     return file_digest(*sorted(stamps)) if stamps else None
 
 
+# The part of train each task's teacher trains on (see the module's note).
+TEACHER_TRAIN_SPLIT = dict(
+    seg="train_dataloader.dataset.ann_file=splits/train_fit.txt",
+    det="train_dataloader.dataset.ann_file="
+    "annotations/instances_train_fit.json")
+
+
+def teacher_split_options(task: str) -> List[str]:
+    """``--cfg-options`` that train a ``task`` ('seg', 'det' or 'ins')
+    teacher on ``train_fit``."""
+    return [TEACHER_TRAIN_SPLIT['seg' if task == 'seg' else 'det']]
+
+
 def train_cached(config: str, cached: str, iters: int,
                  data_stamp: Optional[str], work_dir: str,
                  digest_files: Sequence[str] = (),
                  log: Callable[[str], None] = print,
-                 metric_key: str = 'mIoU') -> dict:
-    """Train ``config`` for ``iters`` (seed 0) into ``work_dir`` and copy the
-    last checkpoint to ``cached``, unless ``cached`` was made from the same
-    config files, iterations and data (a JSON stamp next to it); returns the
+                 metric_key: str = 'mIoU',
+                 options: Sequence[str] = ()) -> dict:
+    """Train ``config`` for ``iters`` (seed 0, extra ``--cfg-options``
+    ``options``) into ``work_dir`` and copy the last checkpoint to
+    ``cached``, unless ``cached`` was made from the same config files,
+    iterations, options and data (a JSON stamp next to it); returns the
     final validation metrics either way."""
     stamp = cached + '.json'
     key = dict(config=file_digest(config, *digest_files), iters=iters,
-               data=data_stamp)
+               data=data_stamp, options=list(options))
     if osp.isfile(cached) and osp.isfile(stamp):
         with open(stamp) as f:
             saved = json.load(f)
@@ -54,7 +74,8 @@ def train_cached(config: str, cached: str, iters: int,
     log(f'training {osp.basename(config)} ({iters} iterations)')
     shutil.rmtree(work_dir, ignore_errors=True)
     train(config, work_dir,
-          schedule_options(iters, 0) + scheduler_options(config, iters),
+          schedule_options(iters, 0) + scheduler_options(config, iters) +
+          list(options),
           echo_prefix='    ')
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()

@@ -12,7 +12,10 @@ from .classes import CLASSES, COCO_CATEGORY_IDS, COCO_SUPERCATEGORIES
 from .renderer import GENERATOR_VERSION, Scene
 
 # Instances whose visible part is smaller than this (in pixels) stay in the
-# label maps but are left out of the COCO files: no detector can find them.
+# label maps and in the COCO files, marked ``iscrowd=1``: COCO's way to say
+# "ignore this region". Training does not use them as targets, and the
+# evaluation neither asks for them nor counts a detection on them as a false
+# positive: a few pixels of a far person carry no box to learn.
 DEFAULT_MIN_VISIBLE_AREA = 8
 
 
@@ -73,13 +76,11 @@ def scene_annotations(scene: Scene,
     annotations = []
     for cls, mask in zip(scene.instance_classes, scene.visible_masks()):
         area = int(mask.sum())
-        if area < min_area:
-            continue
         annotations.append({
             'category_id': COCO_CATEGORY_IDS[cls],
             'bbox': tight_bbox(mask),
             'area': float(area),
-            'iscrowd': 0,
+            'iscrowd': int(area < min_area),
             'segmentation': mask_to_rle(mask),
         })
     return annotations

@@ -1,6 +1,6 @@
 """What stands on the street of a toy scene: cars (side or rear view),
-people, signs (the thing classes) and trees (background clutter in front of
-them). Each is drawn at its foot point ``(gx, gy)`` with a size that follows
+people, signs (the thing classes) and trees (vegetation, a stuff class, in
+front of them). Each is drawn at its foot point ``(gx, gy)`` with a size that follows
 the perspective depth ``t`` of that point.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .canvas import Canvas, random_colour
-from .classes import BACKGROUND, CAR, PERSON, SIGN
+from .classes import CAR, PERSON, SIGN, VEGETATION
 
 
 def depth_size(c: Canvas, t: float, fraction: float, low: float,
@@ -172,7 +172,7 @@ def draw_tree(c: Canvas, gx: float, gy: float, t: float) -> None:
     h = depth_size(c, t, 0.6, 0.8, 1.3)
     bark = random_colour(rng, hue=(0.0, 0.15), sat=(0.2, 0.8), val=(0.1, 0.6))
     c.paint(c.rect(gx - 0.035 * h, gy - 0.6 * h, gx + 0.035 * h, gy), bark,
-            BACKGROUND)
+            VEGETATION)
     leaves = random_colour(rng, hue=(0.12, 0.45)) if rng.random() < 0.7 else \
         random_colour(rng)
     crown = np.zeros_like(c.x, dtype=bool)
@@ -182,4 +182,4 @@ def draw_tree(c: Canvas, gx: float, gy: float, t: float) -> None:
                            gy - h * rng.uniform(0.65, 0.85), r,
                            r * rng.uniform(0.8, 1.2))
     c.paint(crown, c.pattern(leaves, random_colour(rng, hue=(0.1, 0.5))),
-            BACKGROUND)
+            VEGETATION)

@@ -4,13 +4,20 @@ Classes are told apart by shape and layout, never by colour alone: every
 surface (sky, facades, pavement, road, car bodies, clothes, sign plates,
 trees) draws its colour from broad, overlapping distributions. Layout:
 
-* ``background`` (0): sky gradient, facades with window grids or stripes,
-  pavement, kerbs, trees (trees stand in front of things and occlude them);
-* ``road`` (1): a perspective trapezoid towards a vanishing point on the
-  horizon, sometimes a cross street, with dashed lane lines and zebra stripes;
-* ``car`` (2): side or rear view, body + cabin + windows + wheels;
-* ``person`` (3): thin legs, torso, arms and head;
-* ``sign`` (4): a pole one or two pixels wide with a round, square,
+* ``sky`` (0): a vertical gradient between two colours;
+* ``building`` (1): facades standing on the horizon, with window grids or
+  stripes;
+* ``road`` (2): a perspective trapezoid towards a vanishing point on the
+  horizon, sometimes a cross street, with dashed lane lines and zebra
+  stripes. In about a third of the scenes the road has the very texture of
+  the sidewalk: only the kerbs, the markings and the street's geometry tell
+  them apart, so the class is a matter of context, not colour;
+* ``sidewalk`` (3): the pavement on both sides of the road, and its kerbs;
+* ``vegetation`` (4): trees (trunk and crown), which stand in front of
+  things and occlude them;
+* ``car`` (5): side or rear view, body + cabin + windows + wheels;
+* ``person`` (6): thin legs, torso, arms and head;
+* ``sign`` (7): a pole one or two pixels wide with a round, square,
   triangular, diamond or wide plate.
 
 Objects stand on the ground: their size follows the perspective depth of their
@@ -36,7 +43,7 @@ from .street import draw_street
 
 # Bump whenever the drawing changes: the manifest then no longer matches and
 # an existing data set is regenerated instead of silently kept.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass

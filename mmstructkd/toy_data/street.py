@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .canvas import Canvas, random_colour
-from .classes import BACKGROUND, ROAD
+from .classes import BUILDING, ROAD, SIDEWALK, SKY
 
 
 @dataclass
@@ -59,7 +59,7 @@ def draw_street(c: Canvas) -> Street:
     # Sky: a vertical gradient between two colours.
     top, bottom = random_colour(rng), random_colour(rng)
     mix = np.clip(c.y / street.horizon, 0, 1)[..., None]
-    c.paint(np.ones_like(below), (1 - mix) * top + mix * bottom, BACKGROUND)
+    c.paint(np.ones_like(below), (1 - mix) * top + mix * bottom, SKY)
 
     # Facades standing on the horizon, with windows or stripes.
     x = s * rng.uniform(-0.2, 0.1)
@@ -71,37 +71,43 @@ def draw_street(c: Canvas) -> Street:
                             street.horizon + 1)
             wall, other = random_colour(rng), random_colour(rng)
             if rng.random() < 0.5:
-                c.paint(facade, c.pattern(wall, other), BACKGROUND)
+                c.paint(facade, c.pattern(wall, other), BUILDING)
             else:
-                c.paint(facade, wall, BACKGROUND, noise=0.03)
+                c.paint(facade, wall, BUILDING, noise=0.03)
                 px, py = s * rng.uniform(0.04, 0.09), s * rng.uniform(
                     0.05, 0.1)
                 fill = rng.uniform(0.35, 0.7)
                 windows = facade & (((c.x - x) % px) < fill * px) & (
                     ((c.y - street.horizon) % py) < fill * py)
-                c.paint(windows, other, BACKGROUND, noise=0.02)
+                c.paint(windows, other, BUILDING, noise=0.02)
         x += width
 
     # Pavement below the horizon, then the road on top of it.
     pave, other = random_colour(rng), random_colour(rng)
-    c.paint(below, c.pattern(pave, other), BACKGROUND)
+    pavement = c.pattern(pave, other)
+    c.paint(below, pavement, SIDEWALK)
     left, right = street.road_edges(c.y)
     main = below & (c.x >= left) & (c.x < right)
     road = main.copy()
     if street.cross is not None:
         road |= below & (t >= street.cross[0]) & (t < street.cross[1])
     asphalt = random_colour(rng, sat=(0.0, 0.5), val=(0.1, 0.7))
-    if rng.random() < 0.3:
+    surface = rng.random()
+    if surface < 0.35:
+        # The very texture of the pavement: only the kerbs, the markings and
+        # the street's geometry tell road from sidewalk (context, not colour).
+        c.paint(road, pavement, ROAD)
+    elif surface < 0.55:
         texture = c.pattern(asphalt, random_colour(rng, sat=(0, 0.4)))
         c.paint(road, texture, ROAD)
     else:
         c.paint(road, asphalt, ROAD, noise=rng.uniform(0.02, 0.07))
 
-    # Kerbs along the main road: thin, light, and background.
+    # Kerbs along the main road: thin, light, part of the sidewalk.
     kerb_w = np.maximum(0.8, 0.03 * s * t)
     kerb = below & ~road & (((c.x >= left - kerb_w) & (c.x < left)) |
                             ((c.x >= right) & (c.x < right + kerb_w)))
-    c.paint(kerb, random_colour(rng, sat=(0, 0.3), val=(0.5, 1.0)), BACKGROUND)
+    c.paint(kerb, random_colour(rng, sat=(0, 0.3), val=(0.5, 1.0)), SIDEWALK)
 
     # Lane markings: road class, a light colour, dashed in depth.
     paint_colour = random_colour(rng, sat=(0, 0.6), val=(0.6, 1.0))

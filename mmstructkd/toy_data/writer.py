@@ -4,7 +4,7 @@ One scene model feeds two layouts, so segmentation and detection see the very
 same pictures:
 
 * mmseg's standard layout: ``img_dir/{split}/NAME.png`` (RGB) and
-  ``ann_dir/{split}/NAME.png`` (uint8 class map, values ``0..4``);
+  ``ann_dir/{split}/NAME.png`` (uint8 class map, values ``0..7``);
 * a COCO instance set: ``annotations/instances_{split}.json`` whose
   ``file_name`` is relative to ``img_dir/{split}/`` (see :mod:`.coco`).
 
@@ -83,8 +83,8 @@ def _is_complete(out_dir: str, manifest: dict) -> bool:
 
 
 def generate_toy_scenes(out_dir: Optional[str] = None,
-                        num_train: int = 240,
-                        num_val: int = 60,
+                        num_train: int = 1000,
+                        num_val: int = 100,
                         size: int = 96,
                         seed: int = 0,
                         holdout_fraction: float = 0.2,
@@ -96,7 +96,7 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
     Layout under ``out_dir``::
 
         img_dir/{train,val}/{split}_NNNNN.png   RGB pictures
-        ann_dir/{train,val}/{split}_NNNNN.png   uint8 class maps (0..4)
+        ann_dir/{train,val}/{split}_NNNNN.png   uint8 class maps (0..7)
         annotations/instances_{train,val,train_fit,train_holdout}.json
         splits/{train,val,train_fit,train_holdout}.txt  names, no suffix
         manifest.json                           parameters + file hashes

@@ -98,8 +98,8 @@ def test_seg_label_out_of_range_names_classes_value_and_file(
     msg = str(info.value)
     assert msg.startswith('Segmentation label out of range: value 9 in '
                           f'{osp.join(root, BAD_LABEL_FILE)}, but the '
-                          "student's decode_head has num_classes=5 (valid "
-                          'labels 0..4; 255, its ignore_index, marks pixels '
+                          "student's decode_head has num_classes=8 (valid "
+                          'labels 0..7; 255, its ignore_index, marks pixels '
                           'to skip)'), msg
     assert f'  {osp.join(root, BAD_LABEL_FILE)}: [9]\n' in msg
     assert 'reduce_zero_label=True' in msg
@@ -129,7 +129,7 @@ def test_seg_ignore_index_is_read_from_the_student_head(
     msg = str(info.value)
     assert msg.startswith('Segmentation label out of range: value 255 in'), \
         msg
-    assert '(valid labels 0..4; 9, its ignore_index' in msg
+    assert '(valid labels 0..7; 9, its ignore_index' in msg
     assert 'train_00001.png: [255]' in msg
     assert BAD_LABEL_FILE not in msg
 
@@ -365,8 +365,10 @@ def test_student_label_space_of_toy_models():
     from mmstructkd.models.task_models import build_task_model
     seg = build_task_model(dict(cfg_path=f'mmstructkd::toy/{SEG_STUDENT}'),
                            'architecture')
+    # The toy configs score every class of the toy data set.
+    from mmstructkd.toy_data import CLASSES
     assert student_label_space(seg) == LabelSpace(
-        seg_classes=5, ignore_index=255, det_classes=None)
+        seg_classes=len(CLASSES), ignore_index=255, det_classes=None)
     det = build_task_model(
         dict(cfg_path='mmstructkd::toy/'
              'faster-rcnn_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py'),

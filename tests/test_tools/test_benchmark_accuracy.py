@@ -162,3 +162,56 @@ def test_final_metrics_reads_detection_logs(tmp_path):
     assert got == {'coco/bbox_mAP': 0.123, 'time_per_iter': 0.35}
     with pytest.raises(SystemExit, match='mIoU'):
         final_metrics(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_teacher_trains_on_train_fit_only(seg_benchmark):
+    """The held-out images choose the students' weights, so the teacher
+    must not have seen them: its run reads splits/train_fit.txt."""
+    teacher_dir = seg_benchmark['root'] / 'work' / 'teachers' / 'teacher.pth'
+    dumped = sorted(teacher_dir.glob('*/vis_data/config.py'))
+    assert dumped, sorted(p.name for p in teacher_dir.iterdir())
+    cfg = Config.fromfile(str(dumped[-1]))
+    assert cfg.train_dataloader.dataset.ann_file == 'splits/train_fit.txt'
+
+
+def test_multi_teacher_method_points_every_teacher_at_its_cache(
+        tmp_path, monkeypatch):
+    teachers = benchmark_accuracy.TEACHERS
+    for key in ('pspnet', 'deeplabv3'):
+        monkeypatch.setattr(teachers[key], 'checkpoint',
+                            str(tmp_path / f'{key}.pth'))
+    method = next(m for m in benchmark_accuracy.SEG_METHODS if m.teachers)
+    assert method.teacher_keys() == ['pspnet', 'deeplabv3']
+    assert method.teacher_options() == [
+        f'model.teachers.pspnet.ckpt={tmp_path / "pspnet.pth"}',
+        f'model.teachers.deeplabv3.ckpt={tmp_path / "deeplabv3.pth"}']
+    # The names are the config's own teacher names.
+    cfg = Config.fromfile(method.config)
+    assert set(cfg.model.teachers) == set(method.teachers)
+    single = next(m for m in benchmark_accuracy.SEG_METHODS if m.distill and
+                  not m.teachers)
+    assert single.teacher_options() == [
+        f'model.teacher_ckpt={tmp_path / "pspnet.pth"}']
+
+
+def test_table_lists_every_teacher_before_its_first_method():
+    def row(teacher, distill, mean, other=()):
+        return dict(teacher=teacher, distill=distill,
+                    other_teachers=list(other), factor=1.0 if distill else
+                    None, time_per_iter=0.1,
+                    mIoU=dict(mean=mean, std=0.5, gap_closed=None),
+                    bIoU=dict(mean=mean / 2, std=0.5))
+    rows = {'student (no KD)': row('pspnet', False, 30.0),
+            'two teachers': row('pspnet', True, 33.0, ['deeplabv3'])}
+    teachers = dict(pspnet=dict(mIoU=40.0, bIoU=20.0),
+                    deeplabv3=dict(mIoU=41.5, bIoU=21.0))
+    lines = benchmark_accuracy.table('seg', rows, teachers, None).splitlines()
+    names = [line.split(' | ')[0].lstrip('| ') for line in lines[2:]]
+    assert names == [benchmark_accuracy.TEACHERS['pspnet'].name,
+                     'student (no KD)',
+                     benchmark_accuracy.TEACHERS['deeplabv3'].name,
+                     'two teachers']
+    assert '| 41.50 |' in lines[4]
+    # A gain of 3 over a spread of 0.5 helps.
+    assert lines[5].split(' | ')[-2] == 'yes'

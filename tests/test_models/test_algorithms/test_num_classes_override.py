@@ -12,11 +12,14 @@ from mmengine.optim import build_optim_wrapper
 from mmstructkd.models.algorithms.class_count import (class_count_paths,
                                                       set_num_classes)
 from mmstructkd.registry import MODELS
+from mmstructkd.toy_data import CLASSES
 from test_multi_teacher_distill import build as build_multi
 from test_single_teacher_distill import STUDENT_CFG, TEACHER_CFG, TOY
 from test_single_teacher_distill import build as build_single
 from test_single_teacher_distill import fake_batch
 
+# The toy segmentation configs' class count: every class of the toy set.
+TOY_CLASSES = len(CLASSES)
 SKD_HO = osp.join(
     TOY, 'skd_pi-pa-ho_pspnet-r34-thin32_pspnet-r18-thin16_1xb8-2k_'
     'toyscenes.py')
@@ -55,7 +58,7 @@ def det_distiller():
 def test_pspnet_heads_of_student_and_teacher_from_cfg_path():
     plain = build_single()
     assert seg_heads(plain.student) == seg_heads(plain.teacher) == \
-        (5, 5, 5, 5)
+        (TOY_CLASSES, ) * 4
     assert plain.num_classes is None
     model = build_single(num_classes=3)
     assert model.num_classes == 3
@@ -77,9 +80,10 @@ def test_inline_model_dicts_and_a_list_of_auxiliary_heads():
         [4, 4]
     assert seg_heads(model.teacher) == (4, 4, 4, 4)
     # The configs given are not changed.
-    assert student['decode_head']['num_classes'] == 5
-    assert [h['num_classes'] for h in student['auxiliary_head']] == [5, 5]
-    assert teacher['decode_head']['num_classes'] == 5
+    assert student['decode_head']['num_classes'] == TOY_CLASSES
+    assert [h['num_classes'] for h in student['auxiliary_head']] == \
+        [TOY_CLASSES] * 2
+    assert teacher['decode_head']['num_classes'] == TOY_CLASSES
 
 
 def test_cfg_options_of_a_cfg_path_model_are_kept():
@@ -171,7 +175,7 @@ def test_critic_infers_its_class_count_from_the_teacher():
     cfg = Config.fromfile(SKD_HO)
     cfg.model.teacher_ckpt = None  # a random teacher is enough here
     assert cfg.model.discriminator.get('num_classes') is None
-    assert MODELS.build(cfg.model).discriminator.num_classes == 5
+    assert MODELS.build(cfg.model).discriminator.num_classes == TOY_CLASSES
     cfg.model.num_classes = 3
     model = MODELS.build(cfg.model)
     assert model.discriminator.num_classes == 3
@@ -268,7 +272,7 @@ def test_a_built_model_cannot_take_num_classes():
 
 
 def test_one_change_instead_of_one_per_model():
-    # Changing the student's heads alone leaves the teacher at 5 classes:
+    # Changing the student's heads alone leaves the teacher at 8 classes:
     # the distiller refuses logits of different class counts.
     three = {
         'model.decode_head.num_classes': 3,

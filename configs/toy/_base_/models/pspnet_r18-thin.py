@@ -1,6 +1,6 @@
 # Thin PSPNet on ResNetV1c: the toy student (depth 18, 16 base channels) and,
 # with overrides, the toy teacher. Dilated (d8): logits at 1/8 resolution.
-num_classes = 5
+num_classes = 8
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

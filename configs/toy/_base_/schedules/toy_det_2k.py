@@ -11,7 +11,7 @@ visualizer = dict(
 default_hooks = dict(visualization=dict(_delete_=True,
                                         type='DetVisualizationHook'))
 optim_wrapper = dict(
-    optimizer=dict(weight_decay=1e-4),
+    optimizer=dict(lr=0.01, weight_decay=1e-4),
     clip_grad=dict(_delete_=True, max_norm=35, norm_type=2))
 # PolyLR stays first (tests shorten a run with param_scheduler.0.end).
 param_scheduler = [
