@@ -42,16 +42,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 from .config_lists import (FRCNN_PAIR, GFL_PAIR, MULTI_TEACHER_CONFIG,
                            REPO_ROOT, RESULTS_DIR, RETINA_PAIR, SEG_PAIR,
                            TOY_DATA_ROOT, TOY_DEEPLAB_TEACHER,
-                           TOY_FRCNN_MODEL, TOY_FRCNN_STUDENT,
-                           TOY_FRCNN_TEACHER, TOY_GFL_STUDENT,
-                           TOY_GFL_TEACHER, TOY_RETINA_MODEL,
+                           TOY_FRCNN_STUDENT, TOY_FRCNN_TEACHER,
+                           TOY_GFL_STUDENT, TOY_GFL_TEACHER,
                            TOY_RETINA_STUDENT, TOY_RETINA_TEACHER,
-                           TOY_SEG_MODEL, TOY_SEG_STUDENT, TOY_SEG_TEACHER,
+                           TOY_SEG_STUDENT, TOY_SEG_TEACHER,
                            TOY_TEACHER_CKPT, toy_config)
 from .processes import check_python
 from .teacher_cache import (file_digest, teacher_split_options,
@@ -65,7 +64,6 @@ class Teacher:
     name: str
     config: str
     checkpoint_name: str  # file name under --teacher-dir
-    digest_files: Sequence[str]
     checkpoint: Optional[str] = None  # set from --teacher-dir in main()
 
 
@@ -94,18 +92,16 @@ class Method:
 
 TEACHERS = {
     'pspnet': Teacher('teacher (PSPNet R34-thin32)', TOY_SEG_TEACHER,
-                      osp.basename(TOY_TEACHER_CKPT), [TOY_SEG_MODEL]),
+                      osp.basename(TOY_TEACHER_CKPT)),
     'retinanet': Teacher('teacher (RetinaNet R34-thin32)', TOY_RETINA_TEACHER,
-                         'retinanet_teacher.pth', [TOY_RETINA_MODEL]),
+                         'retinanet_teacher.pth'),
     'faster-rcnn': Teacher('teacher (Faster R-CNN R34-thin32)',
-                           TOY_FRCNN_TEACHER, 'faster-rcnn_teacher.pth',
-                           [TOY_FRCNN_MODEL]),
+                           TOY_FRCNN_TEACHER, 'faster-rcnn_teacher.pth'),
     'gfl': Teacher('teacher (GFL R34-thin32)', TOY_GFL_TEACHER,
-                   'gfl_teacher.pth', [TOY_GFL_STUDENT, TOY_RETINA_MODEL]),
+                   'gfl_teacher.pth'),
     'deeplabv3': Teacher('second teacher (DeepLabV3 R34-thin32)',
                          TOY_DEEPLAB_TEACHER,
-                         osp.join('deeplabv3', 'teacher.pth'),
-                         [TOY_SEG_TEACHER, TOY_SEG_MODEL]),
+                         osp.join('deeplabv3', 'teacher.pth')),
 }
 
 SEG_METHODS = [
@@ -291,7 +287,7 @@ def teacher_metrics(task: str, teacher: Teacher, args) -> dict:
     train_cached(teacher.config, teacher.checkpoint, args.teacher_iters[
         task], args.data_stamp, osp.join(args.work_dir, 'teachers',
                                          osp.basename(teacher.checkpoint)),
-        digest_files=teacher.digest_files, metric_key=SELECT_KEY[task],
+        metric_key=SELECT_KEY[task],
         log=lambda msg: print(f'[accuracy] {msg}', flush=True),
         options=teacher_split_options(task))
     work_dir = osp.join(args.work_dir, 'teachers',

@@ -45,13 +45,6 @@ TOY_DEEPLAB_TEACHER = toy_config('deeplabv3_r34-d8-thin32_1xb8-2k_toyscenes.py')
 MULTI_TEACHER_CONFIG = toy_config(
     'cwd_logits_pspnet-r34-thin32-and-deeplabv3-r34-thin32_'
     'pspnet-r18-thin16_1xb8-2k_toyscenes.py')
-# The model configs the toy teachers inherit (their digest is part of a
-# cached teacher's key).
-TOY_SEG_MODEL = toy_config(osp.join('_base_', 'models', 'pspnet_r18-thin.py'))
-TOY_RETINA_MODEL = toy_config(
-    osp.join('_base_', 'models', 'retinanet_r18-thin_fpn.py'))
-TOY_FRCNN_MODEL = toy_config(
-    osp.join('_base_', 'models', 'faster-rcnn_r18-thin_fpn.py'))
 
 # The distillation configs whose per-step cost tools/benchmark_overhead.py
 # measures.

@@ -26,9 +26,8 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .config_lists import (REPO_ROOT, SEG_PAIR, TOY_SEG_MODEL,
-                           TOY_SEG_STUDENT, TOY_SEG_TEACHER, TOY_TEACHER_CKPT,
-                           toy_config)
+from .config_lists import (REPO_ROOT, SEG_PAIR, TOY_SEG_STUDENT,
+                           TOY_SEG_TEACHER, TOY_TEACHER_CKPT, toy_config)
 from .processes import check_python
 from .teacher_cache import (teacher_split_options, toy_data_stamp,
                             train_cached)
@@ -61,7 +60,6 @@ def train_teacher(args, out_dir):
     return train_cached(
         TOY_SEG_TEACHER, TOY_TEACHER_CKPT, args.teacher_iters,
         args.data_stamp, osp.join(out_dir, 'teacher'),
-        digest_files=[TOY_SEG_MODEL],
         log=lambda msg: print(f'[demo] {msg}'),
         options=teacher_split_options('seg'))
 

@@ -1,9 +1,10 @@
 """Teachers trained once and reused while nothing they depend on changed.
 
 A cached checkpoint ``X.pth`` has a stamp ``X.pth.json`` next to it: the
-digest of its config files, its number of iterations, the digest of the
-data and the split it was trained on, with the validation metrics of that
-training.
+digest of its resolved config (every ``_base_`` file it inherits, whether
+in this repository or in mmseg/mmdet, is folded in), its number of
+iterations, the digest of the data and the split it was trained on, with
+the validation metrics of that training.
 
 Toy teachers train on ``train_fit`` only: the students' loss weights are
 chosen on ``train_holdout``, and a teacher that had seen those images would
@@ -31,6 +32,16 @@ def file_digest(*paths: str) -> str:
     return h.hexdigest()[:12]
 
 
+def config_digest(config: str) -> str:
+    """First 12 hex digits of the SHA-1 of ``config`` as mmengine resolves
+    it, so that an edit to any file it inherits from changes the digest
+    and a mere reformatting of the file does not."""
+    from mmengine.config import Config
+    resolved = Config.fromfile(config).to_dict()
+    text = json.dumps(resolved, sort_keys=True, default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def toy_data_stamp(data_root: Optional[str] = None) -> Optional[str]:
     """Digest of the toy set's annotation files (changes when it does)."""
     data_root = data_root or TOY_DATA_ROOT
@@ -53,17 +64,16 @@ def teacher_split_options(task: str) -> List[str]:
 
 def train_cached(config: str, cached: str, iters: int,
                  data_stamp: Optional[str], work_dir: str,
-                 digest_files: Sequence[str] = (),
                  log: Callable[[str], None] = print,
                  metric_key: str = 'mIoU',
                  options: Sequence[str] = ()) -> dict:
     """Train ``config`` for ``iters`` (seed 0, extra ``--cfg-options``
     ``options``) into ``work_dir`` and copy the last checkpoint to
-    ``cached``, unless ``cached`` was made from the same config files,
+    ``cached``, unless ``cached`` was made from the same resolved config,
     iterations, options and data (a JSON stamp next to it); returns the
     final validation metrics either way."""
     stamp = cached + '.json'
-    key = dict(config=file_digest(config, *digest_files), iters=iters,
+    key = dict(config=config_digest(config), iters=iters,
                data=data_stamp, options=list(options))
     if osp.isfile(cached) and osp.isfile(stamp):
         with open(stamp) as f:

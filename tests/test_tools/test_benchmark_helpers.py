@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from mmstructkd.benchmarks import config_lists, processes, training_logs
+from mmstructkd.benchmarks import (config_lists, processes, teacher_cache,
+                                   training_logs)
 from mmstructkd.benchmarks.losses.cases import context
 from mmstructkd.benchmarks.random_batches import det_batch, seg_batch
 
@@ -125,14 +126,71 @@ def test_random_batches_are_seeded_and_inside_the_picture():
     assert (again['data_samples'][0].gt_instances.bboxes == boxes).all()
 
 
+# ------------------------------------------------------- teacher cache ---
+def test_teacher_cache_key_follows_inherited_files_not_formatting(tmp_path):
+    base = tmp_path / 'base.py'
+    child = tmp_path / 'child.py'
+    base.write_text('model = dict(depth=18, width=16)\n')
+    child.write_text("_base_ = ['./base.py']\nlr = 0.01\n")
+    first = teacher_cache.config_digest(str(child))
+    # Same resolved config, other formatting: the cached teacher stays.
+    child.write_text("_base_ = ['./base.py']\n\n# a comment\nlr = 1e-2\n")
+    assert teacher_cache.config_digest(str(child)) == first
+    # An edit in the inherited file alone retrains it.
+    base.write_text('model = dict(depth=34, width=16)\n')
+    assert teacher_cache.config_digest(str(child)) != first
+
+
+def test_cached_teacher_is_reused_only_for_the_same_key(tmp_path,
+                                                         monkeypatch):
+    config = tmp_path / 'teacher.py'
+    config.write_text('model = dict(depth=18)\n')
+    cached = str(tmp_path / 'cache' / 'teacher.pth')
+    trained = []
+
+    def fake_train(config, work_dir, options, echo_prefix=''):
+        trained.append(options)
+        os.makedirs(work_dir)
+        ckpt = osp.join(work_dir, 'iter_4.pth')
+        with open(ckpt, 'w') as f:
+            f.write('weights')
+        with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+            f.write(ckpt)
+
+    monkeypatch.setattr(teacher_cache, 'train', fake_train)
+    monkeypatch.setattr(teacher_cache, 'scheduler_options',
+                        lambda config, iters: [])
+    monkeypatch.setattr(teacher_cache, 'final_metrics',
+                        lambda work_dir, key: {key: 50.0})
+
+    def run(**kwargs):
+        args = dict(config=str(config), cached=cached, iters=4,
+                    data_stamp='d1', work_dir=str(tmp_path / 'work'),
+                    log=lambda msg: None, options=['a=1'])
+        args.update(kwargs)
+        return teacher_cache.train_cached(**args)
+
+    assert run() == {'mIoU': 50.0}
+    assert len(trained) == 1 and trained[0][-1] == 'a=1'
+    assert run() == {'mIoU': 50.0} and len(trained) == 1  # reused
+    for change in (dict(iters=5), dict(data_stamp='d2'),
+                   dict(options=['a=2'])):
+        run()  # back to the first key (retrains after the previous change)
+        before = len(trained)
+        run(**change)
+        assert len(trained) == before + 1, change
+    config.write_text('model = dict(depth=34)\n')
+    before = len(trained)
+    run()
+    assert len(trained) == before + 1
+
+
 # -------------------------------------------------------- config lists ---
 def test_listed_configs_exist():
     listed = (config_lists.OVERHEAD_SETS['all'] + [
         config_lists.TOY_SEG_TEACHER, config_lists.TOY_SEG_STUDENT,
         config_lists.TOY_RETINA_TEACHER, config_lists.TOY_RETINA_STUDENT,
         config_lists.TOY_FRCNN_TEACHER, config_lists.TOY_FRCNN_STUDENT,
-        config_lists.TOY_SEG_MODEL, config_lists.TOY_RETINA_MODEL,
-        config_lists.TOY_FRCNN_MODEL,
         osp.join(REPO_ROOT, config_lists.TEACHER_FORWARD_CONFIG)])
     missing = [path for path in listed if not osp.isfile(path)]
     assert not missing
