@@ -8,13 +8,15 @@
 # student's own 2x config is the base: its data, 2x schedule and optimizer
 # (SGD lr 0.02, 8 GPUs x 2 images), as mmrazor's config uses. Only the
 # teacher's backbone and neck run (FpnTeacherDistill).
-_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py']
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+    '../_base_/distill/pkd_fpn.py'
+]
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_2x_coco/faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth'  # noqa: E501
 teacher_cfg_path = 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py'
 student_cfg_path = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
-num_levels = 4
 model = dict(
     _delete_=True,
     _scope_='mmstructkd',
@@ -24,18 +26,13 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders={{_base_.pkd_fpn_recorders}},
+        teacher_recorders={{_base_.pkd_fpn_recorders}},
         distill_losses={
             f'loss_pkd_fpn{i}': dict(type='PKDLoss', loss_weight=6)
-            for i in range(num_levels)
+            for i in range(4)  # as many as pkd_fpn_num_levels
         },
-        loss_forward_mappings={
-            f'loss_pkd_fpn{i}': dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in range(num_levels)
-        }))
+        loss_forward_mappings={{_base_.pkd_fpn_loss_forward_mappings}}))
 
 find_unused_parameters = True
 

@@ -16,7 +16,10 @@
 # both evaluate box AP only). Both detectors normalise images alike
 # (ImageNet mean/std, RGB). Only the teacher's backbone and neck run
 # (FpnTeacherDistill): its RPN, box and mask heads are never used.
-_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+    '../_base_/distill/pkd_fpn.py'
+]
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 # The Swin-S 3x weights that mmrazor's config loads (its README and
@@ -25,7 +28,6 @@ custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/swin/mask_rcnn_swin-s-p4-w7_fpn_fp16_ms-crop-3x_coco/mask_rcnn_swin-s-p4-w7_fpn_fp16_ms-crop-3x_coco_20210903_104808-b92c91f1.pth'  # noqa: E501
 teacher_cfg_path = 'mmdet::swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py'  # noqa: E501
 student_cfg_path = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
-num_levels = 4
 model = dict(
     _delete_=True,
     _scope_='mmstructkd',
@@ -35,18 +37,13 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders={{_base_.pkd_fpn_recorders}},
+        teacher_recorders={{_base_.pkd_fpn_recorders}},
         distill_losses={
             f'loss_pkd_fpn{i}': dict(type='PKDLoss', loss_weight=6)
-            for i in range(num_levels)
+            for i in range(4)  # as many as pkd_fpn_num_levels
         },
-        loss_forward_mappings={
-            f'loss_pkd_fpn{i}': dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in range(num_levels)
-        }))
+        loss_forward_mappings={{_base_.pkd_fpn_loss_forward_mappings}}))
 
 find_unused_parameters = True
 

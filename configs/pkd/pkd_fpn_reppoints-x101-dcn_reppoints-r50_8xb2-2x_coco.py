@@ -11,13 +11,15 @@
 # mmrazor's config sets them. Only the teacher's backbone and neck run
 # (FpnTeacherDistill). mmcv's DeformConv2d is in the teacher's backbone
 # (stages c3-c5) and in both RepPoints heads.
-_base_ = ['mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py']
+_base_ = [
+    'mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py',
+    '../_base_/distill/pkd_fpn.py'
+]
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/reppoints/reppoints_moment_x101_fpn_dconv_c3-c5_gn-neck%2Bhead_2x_coco/reppoints_moment_x101_fpn_dconv_c3-c5_gn-neck%2Bhead_2x_coco_20200329-f87da1ea.pth'  # noqa: E501
 teacher_cfg_path = 'mmdet::reppoints/reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco.py'  # noqa: E501
 student_cfg_path = 'mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py'  # noqa: E501
-num_levels = 4
 model = dict(
     _delete_=True,
     _scope_='mmstructkd',
@@ -27,18 +29,13 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders={{_base_.pkd_fpn_recorders}},
+        teacher_recorders={{_base_.pkd_fpn_recorders}},
         distill_losses={
             f'loss_pkd_fpn{i}': dict(type='PKDLoss', loss_weight=10)
-            for i in range(num_levels)
+            for i in range(4)  # as many as pkd_fpn_num_levels
         },
-        loss_forward_mappings={
-            f'loss_pkd_fpn{i}': dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in range(num_levels)
-        }))
+        loss_forward_mappings={{_base_.pkd_fpn_loss_forward_mappings}}))
 
 find_unused_parameters = True
 

@@ -8,13 +8,15 @@
 # (SGD lr 0.01, no gradient clipping, 8 GPUs x 2 images), as mmrazor's
 # config sets them. Only the teacher's backbone and neck run
 # (FpnTeacherDistill).
-_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+    '../_base_/distill/pkd_fpn.py'
+]
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_x101_64x4d_fpn_1x_coco/retinanet_x101_64x4d_fpn_1x_coco_20200130-366f5af1.pth'  # noqa: E501
 teacher_cfg_path = 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py'
 student_cfg_path = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
-num_levels = 4
 model = dict(
     _delete_=True,
     _scope_='mmstructkd',
@@ -24,18 +26,13 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders={{_base_.pkd_fpn_recorders}},
+        teacher_recorders={{_base_.pkd_fpn_recorders}},
         distill_losses={
             f'loss_pkd_fpn{i}': dict(type='PKDLoss', loss_weight=10)
-            for i in range(num_levels)
+            for i in range(4)  # as many as pkd_fpn_num_levels
         },
-        loss_forward_mappings={
-            f'loss_pkd_fpn{i}': dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in range(num_levels)
-        }))
+        loss_forward_mappings={{_base_.pkd_fpn_loss_forward_mappings}}))
 
 find_unused_parameters = True
 

@@ -1,0 +1,14 @@
+# What every PKD-on-FPN config shares (configs/pkd/): the FPN outputs of
+# student and teacher, recorded whole, and one PKDLoss per level compared at
+# the same index. mmrazor's published PKD configs distil the first four
+# levels (P2..P5, or P3..P6 for RetinaNet-style necks); the fifth is left
+# out. The loss weight differs between its configs (6 or 10), so each config
+# lists its own `distill_losses` with these names.
+pkd_fpn_num_levels = 4
+pkd_fpn_recorders = dict(fpn=dict(type='ModuleOutputs', source='neck'))
+pkd_fpn_loss_forward_mappings = {
+    f'loss_pkd_fpn{i}': dict(
+        preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
+        preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
+    for i in range(pkd_fpn_num_levels)
+}
