@@ -52,8 +52,10 @@ data: setup
 demo: setup
 	$(PY) tools/demo.py
 
+# --durations: the slowest tests are named at the end of every run, so the
+# suite's time budget can be kept without a separate profiling run.
 test: setup
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --durations=25
 
 # Refresh requirements/lock.txt from a scratch environment (.venv-lock), then
 # run `make test`: the changed lock re-runs `make setup` in .venv.
