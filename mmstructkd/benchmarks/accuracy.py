@@ -53,8 +53,9 @@ from .config_lists import (FRCNN_PAIR, GFL_PAIR, MULTI_TEACHER_CONFIG,
                            TOY_SEG_STUDENT, TOY_SEG_TEACHER,
                            TOY_TEACHER_CKPT, toy_config)
 from .processes import check_python
-from .teacher_cache import (file_digest, teacher_split_options,
-                            toy_data_stamp, train_cached)
+from .teacher_cache import (config_digest, file_digest,
+                            teacher_split_options, toy_data_stamp,
+                            train_cached)
 from .toy_training import schedule_options, scheduler_options, train
 from .training_logs import load_scalars
 
@@ -216,7 +217,7 @@ class Runner:
 
     def settings(self, task, method, split, seed, iters, weights):
         return dict(task=task, config=osp.relpath(method.config, REPO_ROOT),
-                    config_digest=file_digest(method.config),
+                    config_digest=config_digest(method.config),
                     split=split, seed=seed, iters=iters, weights=weights,
                     teacher=[file_digest(TEACHERS[key].checkpoint)
                              for key in method.teacher_keys()]
