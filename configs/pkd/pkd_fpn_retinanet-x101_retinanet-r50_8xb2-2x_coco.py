@@ -28,10 +28,7 @@ model = dict(
         type='ConfigurableDistiller',
         student_recorders={{_base_.pkd_fpn_recorders}},
         teacher_recorders={{_base_.pkd_fpn_recorders}},
-        distill_losses={
-            f'loss_pkd_fpn{i}': dict(type='PKDLoss', loss_weight=10)
-            for i in range(4)  # as many as pkd_fpn_num_levels
-        },
+        distill_losses={{_base_.pkd_fpn_losses_weight10}},
         loss_forward_mappings={{_base_.pkd_fpn_loss_forward_mappings}}))
 
 find_unused_parameters = True

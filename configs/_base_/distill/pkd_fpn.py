@@ -2,8 +2,8 @@
 # student and teacher, recorded whole, and one PKDLoss per level compared at
 # the same index. mmrazor's published PKD configs distil the first four
 # levels (P2..P5, or P3..P6 for RetinaNet-style necks); the fifth is left
-# out. The loss weight differs between its configs (6 or 10), so each config
-# lists its own `distill_losses` with these names.
+# out. Its configs weight every level's loss by 6 or by 10; a config picks
+# one of the two `distill_losses` below.
 pkd_fpn_num_levels = 4
 pkd_fpn_recorders = dict(fpn=dict(type='ModuleOutputs', source='neck'))
 pkd_fpn_loss_forward_mappings = {
@@ -11,4 +11,12 @@ pkd_fpn_loss_forward_mappings = {
         preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
         preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
     for i in range(pkd_fpn_num_levels)
+}
+pkd_fpn_losses_weight6 = {
+    name: dict(type='PKDLoss', loss_weight=6)
+    for name in pkd_fpn_loss_forward_mappings
+}
+pkd_fpn_losses_weight10 = {
+    name: dict(type='PKDLoss', loss_weight=10)
+    for name in pkd_fpn_loss_forward_mappings
 }
