@@ -6,7 +6,7 @@ The tool's code and its full description:
 (``--help`` lists the options).
 
 Usage:
-    python tools/demo.py [--iters 500] [--seeds 0 1 2] [--teacher-iters 1200]
+    python tools/demo.py [--iters 300] [--seeds 0 1 2] [--teacher-iters 1200]
 """
 import os.path as osp
 import sys

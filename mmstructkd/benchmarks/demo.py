@@ -15,7 +15,7 @@ Steps (each reuses what an earlier run left, when its inputs are unchanged):
 Everything printed comes from this run's logs.
 
 Usage:
-    python tools/demo.py [--iters 500] [--seeds 0 1 2] [--teacher-iters 1200]
+    python tools/demo.py [--iters 300] [--seeds 0 1 2] [--teacher-iters 1200]
 """
 import argparse
 import json
@@ -90,7 +90,7 @@ def chart(results, teacher, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--iters', type=int, default=500,
+    parser.add_argument('--iters', type=int, default=300,
                         help='training iterations of each student')
     parser.add_argument('--teacher-iters', type=int, default=1200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
