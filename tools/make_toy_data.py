@@ -47,6 +47,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='visible instances smaller than this many pixels are left out '
         'of the COCO files')
     parser.add_argument(
+        '--object-scale',
+        type=float,
+        default=1.0,
+        help='factor on the size of everything on the street (a detection '
+        'variant of the scenes uses larger objects)')
+    parser.add_argument(
+        '--min-depth',
+        type=float,
+        default=0.0,
+        help='nothing stands farther than this perspective depth (0 = the '
+        'horizon, 1 = the bottom row): leaves out the far objects of a few '
+        'pixels, which carry no box to learn')
+    parser.add_argument(
         '--force',
         action='store_true',
         help='regenerate even if the set is up to date')
@@ -69,6 +82,8 @@ def main(argv=None) -> None:
         seed=args.seed,
         holdout_fraction=args.holdout_fraction,
         min_area=args.min_area,
+        object_scale=args.object_scale,
+        min_depth=args.min_depth,
         force=args.force,
         verbose=True)
     if args.montage:

@@ -16,9 +16,15 @@ import numpy as np
 class Canvas:
     """Image, class map and instance map painted together, far to near."""
 
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
+    def __init__(self,
+                 size: int,
+                 rng: np.random.Generator,
+                 object_scale: float = 1.0) -> None:
         self.size = size
         self.rng = rng
+        # Multiplies the size of everything standing on the street (see
+        # objects.depth_size).
+        self.object_scale = object_scale
         centres = np.arange(size, dtype=np.float64) + 0.5
         # Shapes are tested at pixel centres, so a shape covers exactly the
         # pixels whose label it sets: image and labels never disagree.

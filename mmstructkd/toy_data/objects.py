@@ -14,8 +14,9 @@ from .classes import CAR, PERSON, SIGN, VEGETATION
 def depth_size(c: Canvas, t: float, fraction: float, low: float,
                high: float) -> float:
     """``fraction`` of the picture's side at depth ``t`` (1 on the bottom
-    row), times a random factor in ``[low, high)``: near objects are big."""
-    return c.size * fraction * t * c.rng.uniform(low, high)
+    row), times a random factor in ``[low, high)`` and the canvas's
+    ``object_scale``: near objects are big."""
+    return c.object_scale * c.size * fraction * t * c.rng.uniform(low, high)
 
 
 def draw_car(c: Canvas, gx: float, gy: float, t: float, side_view: bool,

@@ -70,23 +70,48 @@ class Scene:
         ]
 
 
-def render_scene(size: int, rng: np.random.Generator) -> Scene:
+def check_layout(object_scale: float, min_depth: float) -> None:
+    """Refuse a layout :func:`render_scene` cannot draw."""
+    if not object_scale > 0:
+        raise ValueError(f'object_scale must be > 0, got {object_scale}')
+    if not 0 <= min_depth < 1:
+        raise ValueError(f'min_depth must be in [0, 1), got {min_depth}')
+
+
+def render_scene(size: int,
+                 rng: np.random.Generator,
+                 object_scale: float = 1.0,
+                 min_depth: float = 0.0) -> Scene:
     """Draw one street scene.
+
+    The defaults draw the segmentation scenes, where far objects shrink to
+    a few pixels. A detection variant raises ``object_scale`` and
+    ``min_depth``, so that every box is large enough for an anchor or a
+    point of a stride-4 feature map to cover it.
 
     Args:
         size: Side of the square picture in pixels (32 or more).
         rng: The random stream; the scene is a pure function of its state.
+        object_scale: Factor on the size of cars, people, signs and trees.
+        min_depth: Nothing stands farther than this perspective depth
+            (0 = the horizon, 1 = the bottom row): a foot point drawn at
+            ``t`` in ``[low, high)`` is drawn in
+            ``[max(low, min_depth), max(high, min_depth + 0.05))`` instead.
+            0 changes nothing.
 
     Returns:
         Scene: picture, class map and visible instances.
     """
     if size < 32:
         raise ValueError(f'toy scenes need size >= 32 pixels, got {size}')
-    c = Canvas(size, rng)
+    check_layout(object_scale, min_depth)
+    c = Canvas(size, rng, object_scale)
     street = draw_street(c)
 
     def ground_row(t_low: float, t_high: float) -> Tuple[float, float]:
-        t = rng.uniform(t_low, t_high)
+        # Every range starts above 0, so min_depth=0 draws what it did.
+        t = rng.uniform(max(t_low, min_depth),
+                        max(t_high, min_depth + 0.05))
         return street.row_of(t), t
 
     # (foot row, order, kind, x, depth, extra): sorted far to near.
@@ -161,7 +186,13 @@ def scene_seed(seed: int, split: str, index: int) -> List[int]:
     return [int(seed), SPLIT_CODES[split], int(index)]
 
 
-def make_scene(seed: int, split: str, index: int, size: int = 96) -> Scene:
+def make_scene(seed: int,
+               split: str,
+               index: int,
+               size: int = 96,
+               object_scale: float = 1.0,
+               min_depth: float = 0.0) -> Scene:
     """Scene ``index`` of ``split``: the same arguments, the same scene."""
-    return render_scene(size, np.random.default_rng(
-        scene_seed(seed, split, index)))
+    return render_scene(size,
+                        np.random.default_rng(scene_seed(seed, split, index)),
+                        object_scale, min_depth)

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from .coco import DEFAULT_MIN_VISIBLE_AREA, coco_file, scene_annotations
-from .renderer import GENERATOR_VERSION, make_scene
+from .renderer import GENERATOR_VERSION, check_layout, make_scene
 from .splits import SPLITS, holdout_indices
 
 MANIFEST_NAME = 'manifest.json'
@@ -89,6 +89,8 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
                         seed: int = 0,
                         holdout_fraction: float = 0.2,
                         min_area: int = DEFAULT_MIN_VISIBLE_AREA,
+                        object_scale: float = 1.0,
+                        min_depth: float = 0.0,
                         force: bool = False,
                         verbose: bool = False) -> bool:
     """Write the toy data set in mmseg and COCO layouts (idempotent).
@@ -111,6 +113,11 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
             in ``train_fit``) for choosing hyper-parameters without val.
         min_area: Visible instances smaller than this many pixels are left out
             of the COCO files (they stay in the class maps).
+        object_scale: Factor on the size of everything on the street
+            (see :func:`render_scene`); 1 for the segmentation scenes.
+        min_depth: Nothing stands farther than this perspective depth
+            (0 = the horizon, 1 = the bottom row); 0 for the segmentation
+            scenes.
         force: Regenerate even when the manifest matches.
         verbose: Print what is done.
 
@@ -121,6 +128,7 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
     if num_train < 1 or num_val < 1:
         raise ValueError('num_train and num_val must be at least 1, got '
                          f'{num_train} and {num_val}')
+    check_layout(object_scale, min_depth)
     params = dict(
         generator_version=GENERATOR_VERSION,
         num_train=int(num_train),
@@ -129,6 +137,11 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
         seed=int(seed),
         holdout_fraction=float(holdout_fraction),
         min_area=int(min_area))
+    # Only a non-default layout is recorded, so the manifest of a set
+    # generated before these options existed still matches.
+    if (object_scale, min_depth) != (1.0, 0.0):
+        params.update(object_scale=float(object_scale),
+                      min_depth=float(min_depth))
     old = _read_manifest(out_dir)
     if (not force and old is not None and old.get('params') == params
             and _is_complete(out_dir, old)):
@@ -165,7 +178,8 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
         records[split] = []
         for index in range(counts[split]):
             name = f'{split}_{index:05d}'
-            scene = make_scene(seed, split, index, size)
+            scene = make_scene(seed, split, index, size, object_scale,
+                               min_depth)
             write(f'img_dir/{split}/{name}.png', _png_bytes(scene.image))
             write(f'ann_dir/{split}/{name}.png', _png_bytes(scene.label))
             annotations = scene_annotations(scene, min_area)
@@ -208,5 +222,9 @@ def generate_toy_scenes(out_dir: Optional[str] = None,
 
 
 def _describe(params: dict) -> str:
-    return (f"{params['num_train']} train + {params['num_val']} val, "
+    text = (f"{params['num_train']} train + {params['num_val']} val, "
             f"{params['size']}x{params['size']}, seed {params['seed']}")
+    if 'object_scale' in params:
+        text += (f", objects x{params['object_scale']:g}, depth >= "
+                 f"{params['min_depth']:g}")
+    return text

@@ -118,14 +118,16 @@ def test_command_line_tool(tmp_path, capsys):
     montage = str(tmp_path / 'montage.png')
     argv = [
         '--out', out, '--num-train', '4', '--num-val', '2', '--size', '48',
-        '--seed', '3', '--holdout-fraction', '0.25'
+        '--seed', '3', '--holdout-fraction', '0.25', '--object-scale', '1.2',
+        '--min-depth', '0.3'
     ]
     tool.main(argv + ['--montage', montage])
     assert 'wrote' in capsys.readouterr().out
     with open(osp.join(out, 'manifest.json')) as f:
         params = json.load(f)['params']
     assert (params['num_train'], params['num_val'], params['size'],
-            params['seed'], params['holdout_fraction']) == (4, 2, 48, 3, 0.25)
+            params['seed'], params['holdout_fraction'], params['object_scale'],
+            params['min_depth']) == (4, 2, 48, 3, 0.25, 1.2, 0.3)
     assert len(_read_lines(osp.join(out, 'splits/train_holdout.txt'))) == 1
     assert Image.open(montage).mode == 'RGB'
     tool.main(argv)
@@ -141,6 +143,51 @@ def test_bad_arguments_are_refused(tmp_path):
         generate_toy_scenes(str(tmp_path), num_train=0, num_val=1, size=64)
     with pytest.raises(ValueError, match='size >= 32'):
         render_scene(16, np.random.default_rng(0))
+
+
+def test_bad_layout_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='object_scale must be > 0'):
+        generate_toy_scenes(str(tmp_path), object_scale=0, **SMALL)
+    with pytest.raises(ValueError, match=r'min_depth must be in \[0, 1\)'):
+        render_scene(SIZE, np.random.default_rng(0), min_depth=1.0)
+    assert not osp.exists(osp.join(str(tmp_path), 'manifest.json'))
+
+
+def _visible_areas(**layout):
+    areas = []
+    for index in range(40):
+        scene = make_scene(0, 'train', index, 96, **layout)
+        areas += [int(mask.sum()) for mask in scene.visible_masks()]
+    return np.array(areas)
+
+
+def test_detection_layout_draws_larger_nearer_objects():
+    # The same random streams, so the scenes differ by the layout alone.
+    plain = _visible_areas()
+    near = _visible_areas(object_scale=1.5, min_depth=0.55)
+    # The scale alone gives 1.5 ** 2 the area; the nearer rows add to it.
+    assert np.median(near) > 1.5 ** 2 * np.median(plain), (
+        np.median(near), np.median(plain))
+    # Far objects of a few pixels are what the layout leaves out.
+    assert np.mean(near < 25) < 0.5 * np.mean(plain < 25)
+
+
+def test_layout_is_recorded_only_when_not_the_default(tmp_path, capsys):
+    plain, near = str(tmp_path / 'plain'), str(tmp_path / 'near')
+    generate_toy_scenes(plain, **SMALL)
+    generate_toy_scenes(near, object_scale=1.5, min_depth=0.55,
+                        verbose=True, **SMALL)
+    assert 'objects x1.5, depth >= 0.55' in capsys.readouterr().out
+    with open(osp.join(plain, 'manifest.json')) as f:
+        # A set written before the layout options existed still matches.
+        assert set(json.load(f)['params']) == {
+            'generator_version', 'num_train', 'num_val', 'size', 'seed',
+            'holdout_fraction', 'min_area'}
+    with open(osp.join(near, 'manifest.json')) as f:
+        params = json.load(f)['params']
+    assert (params['object_scale'], params['min_depth']) == (1.5, 0.55)
+    # Another layout is another set: it is regenerated, not reused.
+    assert generate_toy_scenes(near, **SMALL) is True
 
 
 # --------------------------------------------------------------------------
