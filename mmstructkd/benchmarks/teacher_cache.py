@@ -35,10 +35,18 @@ def file_digest(*paths: str) -> str:
 def config_digest(config: str) -> str:
     """First 12 hex digits of the SHA-1 of ``config`` as mmengine resolves
     it, so that an edit to any file it inherits from changes the digest
-    and a mere reformatting of the file does not."""
+    and a mere reformatting of the file does not.
+
+    The config's ``data_root`` is left out (every occurrence stands as
+    ``<data_root>``): the data are keyed apart, by their content
+    (:func:`toy_data_stamp`), so the same set at another path (another
+    ``TOY_DATA_ROOT``) keeps the key."""
     from mmengine.config import Config
-    resolved = Config.fromfile(config).to_dict()
-    text = json.dumps(resolved, sort_keys=True, default=repr)
+    cfg = Config.fromfile(config)
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    data_root = cfg.get('data_root')
+    if isinstance(data_root, str) and data_root:
+        text = text.replace(json.dumps(data_root)[1:-1], '<data_root>')
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

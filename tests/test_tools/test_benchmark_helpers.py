@@ -141,6 +141,22 @@ def test_teacher_cache_key_follows_inherited_files_not_formatting(tmp_path):
     assert teacher_cache.config_digest(str(child)) != first
 
 
+def test_teacher_cache_key_leaves_out_where_the_data_lie(tmp_path,
+                                                          monkeypatch):
+    config = tmp_path / 'teacher.py'
+    config.write_text(
+        "data_root = '{{$TOY_DATA_ROOT:data/toy_scenes}}'\n"
+        "train = dict(ann_file=data_root + '/annotations/train.json')\n"
+        "model = dict(depth=18)\n")
+    monkeypatch.setenv('TOY_DATA_ROOT', '/somewhere/toy')
+    first = teacher_cache.config_digest(str(config))
+    monkeypatch.setenv('TOY_DATA_ROOT', '/elsewhere/toy_copy')
+    assert teacher_cache.config_digest(str(config)) == first
+    # Anything else, the file name under the root included, still counts.
+    config.write_text(config.read_text().replace('train.json', 'fit.json'))
+    assert teacher_cache.config_digest(str(config)) != first
+
+
 def test_cached_teacher_is_reused_only_for_the_same_key(tmp_path,
                                                          monkeypatch):
     config = tmp_path / 'teacher.py'
