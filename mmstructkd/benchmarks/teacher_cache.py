@@ -37,8 +37,8 @@ def config_digest(config: str) -> str:
     it, so that an edit to any file it inherits from changes the digest
     and a mere reformatting of the file does not.
 
-    The config's ``data_root`` is left out (every occurrence stands as
-    ``<data_root>``): the data are keyed apart, by their content
+    The config's ``data_root`` is left out (where a string starts with it,
+    it stands as ``<data_root>``): the data are keyed apart, by their content
     (:func:`toy_data_stamp`), so the same set at another path (another
     ``TOY_DATA_ROOT``) keeps the key."""
     from mmengine.config import Config
@@ -46,7 +46,9 @@ def config_digest(config: str) -> str:
     text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
     data_root = cfg.get('data_root')
     if isinstance(data_root, str) and data_root:
-        text = text.replace(json.dumps(data_root)[1:-1], '<data_root>')
+        # Only at the start of a string (the root and the paths under it),
+        # never inside another word.
+        text = text.replace('"' + json.dumps(data_root)[1:-1], '"<data_root>')
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

@@ -86,8 +86,8 @@ def render_scene(size: int,
 
     The defaults draw the segmentation scenes, where far objects shrink to
     a few pixels. A detection variant raises ``object_scale`` and
-    ``min_depth``, so that every box is large enough for an anchor or a
-    point of a stride-4 feature map to cover it.
+    ``min_depth``, so that far fewer boxes are too small for the anchors or
+    the points of a stride-4 feature map to cover.
 
     Args:
         size: Side of the square picture in pixels (32 or more).
