@@ -47,6 +47,7 @@ from typing import Dict, List, Optional
 from .config_lists import (FRCNN_PAIR, GFL_PAIR, MULTI_TEACHER_CONFIG,
                            REPO_ROOT, RESULTS_DIR, RETINA_PAIR, SEG_PAIR,
                            TOY_DATA_ROOT, TOY_DEEPLAB_TEACHER,
+                           TOY_DET_DATA_ROOT,
                            TOY_FRCNN_STUDENT, TOY_FRCNN_TEACHER,
                            TOY_GFL_STUDENT, TOY_GFL_TEACHER,
                            TOY_RETINA_STUDENT, TOY_RETINA_TEACHER,
@@ -66,6 +67,20 @@ class Teacher:
     config: str
     checkpoint_name: str  # file name under --teacher-dir
     checkpoint: Optional[str] = None  # set from --teacher-dir in main()
+    # Key of a segmentation teacher whose backbone this teacher's starts
+    # from (as a real detector's starts from a network trained on another
+    # task); its checkpoint's digest joins this teacher's cache key.
+    backbone_from: Optional[str] = None
+
+    def init_options(self) -> List[str]:
+        """``--cfg-options`` that load ``backbone_from``'s backbone."""
+        if not self.backbone_from:
+            return []
+        source = TEACHERS[self.backbone_from].checkpoint
+        key = 'model.backbone.init_cfg'
+        return [f'{key}._delete_=True', f'{key}.type=Pretrained',
+                f'{key}.checkpoint={osp.relpath(source, REPO_ROOT)}',
+                f'{key}.prefix=backbone.']
 
 
 @dataclass
@@ -99,7 +114,7 @@ TEACHERS = {
     'faster-rcnn': Teacher('teacher (Faster R-CNN R34-thin32)',
                            TOY_FRCNN_TEACHER, 'faster-rcnn_teacher.pth'),
     'gfl': Teacher('teacher (GFL R34-thin32)', TOY_GFL_TEACHER,
-                   'gfl_teacher.pth'),
+                   'gfl_teacher.pth', backbone_from='pspnet'),
     'deeplabv3': Teacher('second teacher (DeepLabV3 R34-thin32)',
                          TOY_DEEPLAB_TEACHER,
                          osp.join('deeplabv3', 'teacher.pth')),
@@ -124,6 +139,14 @@ SEG_METHODS = [
            teachers=dict(pspnet='pspnet', deeplabv3='deeplabv3')),
 ]
 DET_METHODS = [
+    # The detection proxy (96x96 scenes of the detection layout), where the
+    # GFL teacher is well ahead of its student.
+    Method('GFL student (no KD)', TOY_GFL_STUDENT, 'gfl', distill=False),
+    Method('CWD-FPN (GFL)', toy_config('cwd_fpn_' + GFL_PAIR), 'gfl'),
+    Method('PKD-FPN (GFL)', toy_config('pkd_fpn_' + GFL_PAIR), 'gfl'),
+    Method('CrossKD (GFL)', toy_config('crosskd_' + GFL_PAIR), 'gfl'),
+    # 64x64 RetinaNet / Faster R-CNN pairs: their teachers stay far below
+    # the proxy's, so these rows cannot rank methods yet.
     Method('RetinaNet student (no KD)', TOY_RETINA_STUDENT, 'retinanet',
            distill=False),
     Method('CWD-FPN', toy_config('cwd_fpn_' + RETINA_PAIR), 'retinanet'),
@@ -145,10 +168,12 @@ DET_METHODS = [
     Method('PKD-FPN (Faster R-CNN)', toy_config('pkd_fpn_' + FRCNN_PAIR),
            'faster-rcnn'),
     Method('FBKD-FPN', toy_config('fbkd_fpn_' + FRCNN_PAIR), 'faster-rcnn'),
-    Method('GFL student (no KD)', TOY_GFL_STUDENT, 'gfl', distill=False),
-    Method('CrossKD (GFL)', toy_config('crosskd_' + GFL_PAIR), 'gfl'),
 ]
 TASKS = dict(seg=SEG_METHODS, det=DET_METHODS)
+# tools/make_toy_data.py options of each task's set: detection uses larger,
+# nearer objects (see configs/toy/_base_/datasets/toyscenes_det-96x96.py).
+DATA_LAYOUT = dict(seg=[], det=['--object-scale', '1.5', '--min-depth',
+                                '0.55'])
 # The score that picks the factor and the ones reported, per task.
 SELECT_KEY = dict(seg='mIoU', det='coco/bbox_mAP')
 REPORT_KEYS = dict(seg=['mIoU', 'bIoU'], det=['coco/bbox_mAP',
@@ -237,7 +262,7 @@ class Runner:
         config = osp.join(work_dir, 'config.py')
         with open(config, 'w') as f:
             f.write(wrapper_config(task, method.config, split,
-                                   self.args.data_root))
+                                   self.args.data_roots[task]))
         options = schedule_options(iters, seed) + \
             scheduler_options(method.config, iters)
         if method.distill:
@@ -249,7 +274,7 @@ class Runner:
         started = time.time()
         train(config, work_dir, options,
               log_path=osp.join(work_dir, 'train.log'), threads=self.threads,
-              extra_env=dict(TOY_DATA_ROOT=self.args.data_root),
+              extra_env=dict(TOY_DATA_ROOT=self.args.data_roots[task]),
               failure=f'[accuracy] {task}/{split}/{tag} failed')
         metrics = load_scalars(work_dir)
         val = [x for x in metrics if SELECT_KEY[task] in x][-1]
@@ -282,25 +307,38 @@ class Runner:
             return list(pool.map(lambda job: self.train(*job), jobs))
 
 
+def train_teacher(task: str, teacher: Teacher, args) -> None:
+    """Train ``teacher`` on ``task``'s set, or reuse its cached checkpoint
+    (first the teacher its backbone starts from, if any)."""
+    depends = []
+    if teacher.backbone_from:
+        train_teacher('seg', TEACHERS[teacher.backbone_from], args)
+        depends = [TEACHERS[teacher.backbone_from].checkpoint]
+    train_cached(teacher.config, teacher.checkpoint, args.teacher_iters[
+        task], args.data_stamps[task], osp.join(
+            args.work_dir, 'teachers', osp.basename(teacher.checkpoint)),
+        metric_key=SELECT_KEY[task],
+        log=lambda msg: print(f'[accuracy] {msg}', flush=True),
+        options=teacher_split_options(task) + teacher.init_options(),
+        depends=depends,
+        extra_env=dict(TOY_DATA_ROOT=args.data_roots[task]))
+
+
 def teacher_metrics(task: str, teacher: Teacher, args) -> dict:
     """Train (or reuse) a teacher, then score it on val with the report's
     metrics (tools/test.py on the wrapper config)."""
-    train_cached(teacher.config, teacher.checkpoint, args.teacher_iters[
-        task], args.data_stamp, osp.join(args.work_dir, 'teachers',
-                                         osp.basename(teacher.checkpoint)),
-        metric_key=SELECT_KEY[task],
-        log=lambda msg: print(f'[accuracy] {msg}', flush=True),
-        options=teacher_split_options(task))
+    train_teacher(task, teacher, args)
     work_dir = osp.join(args.work_dir, 'teachers',
                         osp.basename(teacher.checkpoint) + '.test')
     os.makedirs(work_dir, exist_ok=True)
     config = osp.join(work_dir, 'config.py')
     with open(config, 'w') as f:
-        f.write(wrapper_config(task, teacher.config, 'final', args.data_root))
+        f.write(wrapper_config(task, teacher.config, 'final',
+                               args.data_roots[task]))
     out = osp.join(work_dir, 'metrics.json')
     check_python(['tools/test.py', config, teacher.checkpoint, '--work-dir',
                   work_dir, '--out', out],
-                 extra_env=dict(TOY_DATA_ROOT=args.data_root),
+                 extra_env=dict(TOY_DATA_ROOT=args.data_roots[task]),
                  failure=f'[accuracy] testing {teacher.name} failed')
     with open(out) as f:
         return json.load(f)
@@ -415,11 +453,12 @@ def run_task(task, runner, args):
         for factor in args.factors:
             weights = {k: round(w * factor, 6)
                        for k, w in base_weights[method.name].items()}
-            select_jobs.append((task, method, 'select', 0, args.select_iters,
-                                weights, tag(method, f'_x{factor:g}')))
+            select_jobs.append((task, method, 'select', 0,
+                                args.select_iters_for[task], weights,
+                                tag(method, f'_x{factor:g}')))
             select_index.append((method.name, factor, weights))
     # The plain students' final runs need no choice: run them alongside.
-    plain_jobs = [(task, m, 'final', seed, args.iters, {},
+    plain_jobs = [(task, m, 'final', seed, args.iters_for[task], {},
                    tag(m, f'_seed{seed}'))
                   for m in methods if not m.distill for seed in args.seeds]
     results = runner.map(select_jobs + plain_jobs)
@@ -432,7 +471,7 @@ def run_task(task, runner, args):
             entry.update(factor=factor, weights=weights, best_score=score)
 
     # 2. Final runs with the chosen factors.
-    final_jobs = [(task, m, 'final', seed, args.iters,
+    final_jobs = [(task, m, 'final', seed, args.iters_for[task],
                    choices[m.name]['weights'], tag(m, f'_seed{seed}'))
                   for m in methods if m.distill for seed in args.seeds]
     final_results = runner.map(final_jobs)
@@ -453,9 +492,17 @@ def main(argv=None):
                         'the plain students always run')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=500,
-                        help='training iterations of each final run')
+                        help='training iterations of each final '
+                        'segmentation run')
     parser.add_argument('--select-iters', type=int, default=300,
-                        help='training iterations of each held-out run')
+                        help='training iterations of each held-out '
+                        'segmentation run')
+    parser.add_argument('--det-iters', type=int, default=1000,
+                        help='training iterations of each final detection '
+                        'run')
+    parser.add_argument('--det-select-iters', type=int, default=500,
+                        help='training iterations of each held-out '
+                        'detection run')
     parser.add_argument('--factors', type=float, nargs='+',
                         default=[0.3, 1.0, 3.0],
                         help='loss-weight factors tried on the held-out '
@@ -467,21 +514,35 @@ def main(argv=None):
         '(shared with make demo and the toy configs\' teacher_ckpt)')
     parser.add_argument('--jobs', type=int, default=2,
                         help='runs at a time (threads split between them)')
-    parser.add_argument('--data-root', default=TOY_DATA_ROOT)
+    parser.add_argument('--data-root', default=TOY_DATA_ROOT,
+                        help='the segmentation set (generated if missing)')
+    parser.add_argument('--det-data-root', default=TOY_DET_DATA_ROOT,
+                        help='the detection set, in the detection layout '
+                        '(generated if missing)')
     parser.add_argument('--work-dir', default=osp.join(
         REPO_ROOT, 'work_dirs', 'benchmark_accuracy'))
     parser.add_argument('--out-dir', default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    args.data_root = osp.abspath(args.data_root)
-    # Every tool this starts (teacher training included) reads this set.
-    os.environ['TOY_DATA_ROOT'] = args.data_root
+    # Each task's set; every tool this starts is pointed at it with
+    # TOY_DATA_ROOT.
+    args.data_roots = dict(seg=osp.abspath(args.data_root),
+                           det=osp.abspath(args.det_data_root))
     args.teacher_iters = dict(seg=args.seg_teacher_iters,
                               det=args.det_teacher_iters)
+    args.iters_for = dict(seg=args.iters, det=args.det_iters)
+    args.select_iters_for = dict(seg=args.select_iters,
+                                 det=args.det_select_iters)
     start = time.time()
-    if not osp.isfile(osp.join(args.data_root, 'manifest.json')):
-        check_python(['tools/make_toy_data.py', '--out', args.data_root],
-                     echo_prefix='    ')
-    args.data_stamp = toy_data_stamp(args.data_root)
+    # The detection teachers' backbones start from the segmentation
+    # teacher's, so the segmentation set is needed for either task.
+    needed = {'seg'} | set(args.task)
+    for task in sorted(needed):
+        root = args.data_roots[task]
+        if not osp.isfile(osp.join(root, 'manifest.json')):
+            check_python(['tools/make_toy_data.py', '--out', root] +
+                         DATA_LAYOUT[task], echo_prefix='    ')
+    args.data_stamps = {task: toy_data_stamp(args.data_roots[task])
+                        for task in needed}
     for teacher in TEACHERS.values():
         teacher.checkpoint = osp.join(osp.abspath(args.teacher_dir),
                                       teacher.checkpoint_name)
@@ -492,8 +553,8 @@ def main(argv=None):
         summary.update(
             command='python tools/benchmark_accuracy.py ' +
             ' '.join(argv if argv is not None else sys.argv[1:]),
-            seeds=args.seeds, iters=args.iters,
-            select_iters=args.select_iters, factors=args.factors,
+            seeds=args.seeds, iters=args.iters_for[task],
+            select_iters=args.select_iters_for[task], factors=args.factors,
             teacher_iters=args.teacher_iters[task], jobs=args.jobs,
             threads_per_job=runner.threads,
             minutes=(time.time() - start) / 60)

@@ -10,6 +10,9 @@ CONFIGS_DIR = osp.join(REPO_ROOT, 'configs')
 TOY_DIR = osp.join(CONFIGS_DIR, 'toy')
 RESULTS_DIR = osp.join(REPO_ROOT, 'benchmarks', 'results')
 TOY_DATA_ROOT = osp.join(REPO_ROOT, 'data', 'toy_scenes')
+# The detection proxy's set (the detection layout, tools/make_toy_data.py
+# --object-scale 1.5 --min-depth 0.55).
+TOY_DET_DATA_ROOT = osp.join(REPO_ROOT, 'data', 'toy_scenes_det')
 # Shared by `make demo`, tools/benchmark_accuracy.py and the toy configs'
 # teacher_ckpt.
 TOY_TEACHER_CKPT = osp.join(REPO_ROOT, 'work_dirs', 'toy', 'teacher.pth')
@@ -20,7 +23,7 @@ RETINA_PAIR = ('retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
                'toyscenes-64x64.py')
 FRCNN_PAIR = ('faster-rcnn-r34-thin32_faster-rcnn-r18-thin16_1xb8-2k_'
               'toyscenes-64x64.py')
-GFL_PAIR = 'gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_toyscenes-64x64.py'
+GFL_PAIR = 'gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_toyscenes-det-96x96.py'
 
 
 def toy_config(name: str) -> str:
@@ -38,8 +41,11 @@ TOY_FRCNN_TEACHER = toy_config(
     'faster-rcnn_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py')
 TOY_FRCNN_STUDENT = toy_config(
     'faster-rcnn_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
-TOY_GFL_TEACHER = toy_config('gfl_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py')
-TOY_GFL_STUDENT = toy_config('gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py')
+# The detection proxy's pair (96x96 scenes of the detection layout).
+TOY_GFL_TEACHER = toy_config(
+    'gfl_r34-thin32_fpn_1xb8-2k_toyscenes-det-96x96.py')
+TOY_GFL_STUDENT = toy_config(
+    'gfl_r18-thin16_fpn_1xb8-2k_toyscenes-det-96x96.py')
 # The second teacher of the toy multi-teacher config (another architecture).
 TOY_DEEPLAB_TEACHER = toy_config('deeplabv3_r34-d8-thin32_1xb8-2k_toyscenes.py')
 MULTI_TEACHER_CONFIG = toy_config(

@@ -76,15 +76,20 @@ def train_cached(config: str, cached: str, iters: int,
                  data_stamp: Optional[str], work_dir: str,
                  log: Callable[[str], None] = print,
                  metric_key: str = 'mIoU',
-                 options: Sequence[str] = ()) -> dict:
+                 options: Sequence[str] = (),
+                 depends: Sequence[str] = (),
+                 extra_env: Optional[dict] = None) -> dict:
     """Train ``config`` for ``iters`` (seed 0, extra ``--cfg-options``
-    ``options``) into ``work_dir`` and copy the last checkpoint to
-    ``cached``, unless ``cached`` was made from the same resolved config,
-    iterations, options and data (a JSON stamp next to it); returns the
-    final validation metrics either way."""
+    ``options``, environment ``extra_env``) into ``work_dir`` and copy the
+    last checkpoint to ``cached``, unless ``cached`` was made from the same
+    resolved config, iterations, options, data and files ``depends`` (e.g.
+    a checkpoint that initialises it; a JSON stamp next to it holds their
+    digests); returns the final validation metrics either way."""
     stamp = cached + '.json'
     key = dict(config=config_digest(config), iters=iters,
                data=data_stamp, options=list(options))
+    if depends:
+        key['depends'] = file_digest(*depends)
     if osp.isfile(cached) and osp.isfile(stamp):
         with open(stamp) as f:
             saved = json.load(f)
@@ -96,7 +101,7 @@ def train_cached(config: str, cached: str, iters: int,
     train(config, work_dir,
           schedule_options(iters, 0) + scheduler_options(config, iters) +
           list(options),
-          echo_prefix='    ')
+          echo_prefix='    ', extra_env=extra_env)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     os.makedirs(osp.dirname(cached), exist_ok=True)

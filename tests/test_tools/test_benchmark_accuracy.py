@@ -215,3 +215,71 @@ def test_table_lists_every_teacher_before_its_first_method():
     assert '| 41.50 |' in lines[4]
     # A gain of 3 over a spread of 0.5 helps.
     assert lines[5].split(' | ')[-2] == 'yes'
+
+
+def test_gfl_teacher_backbone_starts_from_the_segmentation_teacher(
+        toy_teacher_ckpt, monkeypatch):
+    """The detection proxy's teacher loads the toy PSPNet teacher's backbone
+    through the benchmark's --cfg-options, every tensor of it."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import DictAction
+    from mmengine.registry import init_default_scope
+
+    teachers = benchmark_accuracy.TEACHERS
+    monkeypatch.setattr(teachers['pspnet'], 'checkpoint', toy_teacher_ckpt)
+    gfl = teachers['gfl']
+    assert gfl.backbone_from == 'pspnet'
+    assert teachers['retinanet'].init_options() == []
+    # As tools/train.py reads them (relative to the repository root).
+    monkeypatch.chdir(REPO_ROOT)
+    parser = __import__('argparse').ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(
+        ['--cfg-options'] + gfl.init_options()).cfg_options
+    cfg = Config.fromfile(gfl.config)
+    assert cfg.model.backbone.init_cfg is None  # by itself, from scratch
+    cfg.merge_from_dict(options)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    source = torch.load(toy_teacher_ckpt, map_location='cpu',
+                        weights_only=True)['state_dict']
+    backbone = model.backbone.state_dict()
+    assert len(backbone) > 100
+    for name, value in backbone.items():
+        assert torch.equal(value, source['backbone.' + name]), name
+
+
+def test_each_task_reads_its_own_set(tmp_path, monkeypatch):
+    """Detection runs on the detection layout's set, segmentation on the
+    bundled one: each run's TOY_DATA_ROOT and held-out annotation file."""
+    assert benchmark_accuracy.DATA_LAYOUT['seg'] == []
+    assert benchmark_accuracy.DATA_LAYOUT['det'] == [
+        '--object-scale', '1.5', '--min-depth', '0.55']
+    calls = []
+    monkeypatch.setattr(benchmark_accuracy, 'train',
+                        lambda config, work_dir, options, **kw:
+                        calls.append((config, kw['extra_env'])))
+    monkeypatch.setattr(benchmark_accuracy, 'load_scalars', lambda work_dir: [
+        {'coco/bbox_mAP': 0.2, 'mIoU': 30.0, 'step': 4}])
+    args = __import__('argparse').Namespace(
+        jobs=1, work_dir=str(tmp_path),
+        data_roots=dict(seg='/seg', det='/det'))
+    runner = benchmark_accuracy.Runner(args)
+    plain = {m.teacher: m for m in benchmark_accuracy.DET_METHODS +
+             benchmark_accuracy.SEG_METHODS if not m.distill}
+    runner.train('det', plain['gfl'], 'select', 0, 4, {}, 'gfl')
+    runner.train('seg', plain['pspnet'], 'select', 0, 4, {}, 'psp')
+    assert [env for _, env in calls] == [dict(TOY_DATA_ROOT='/det'),
+                                        dict(TOY_DATA_ROOT='/seg')]
+    assert "'/det/annotations/instances_train_holdout.json'" in open(
+        calls[0][0]).read()
+    # By itself, the proxy's config reads the detection set at 96x96.
+    monkeypatch.delenv('TOY_DATA_ROOT', raising=False)
+    cfg = Config.fromfile(benchmark_accuracy.TOY_GFL_STUDENT)
+    assert cfg.train_dataloader.dataset.data_root == 'data/toy_scenes_det'
+    assert cfg.val_evaluator.ann_file == \
+        'data/toy_scenes_det/annotations/instances_val.json'
+    assert cfg.train_dataloader.dataset.pipeline[2].scale == (96, 96)
+    assert cfg.val_dataloader.dataset.pipeline[1].scale == (96, 96)

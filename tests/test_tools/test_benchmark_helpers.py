@@ -162,10 +162,12 @@ def test_cached_teacher_is_reused_only_for_the_same_key(tmp_path,
     config = tmp_path / 'teacher.py'
     config.write_text('model = dict(depth=18)\n')
     cached = str(tmp_path / 'cache' / 'teacher.pth')
-    trained = []
+    trained, envs = [], []
 
-    def fake_train(config, work_dir, options, echo_prefix=''):
+    def fake_train(config, work_dir, options, echo_prefix='',
+                   extra_env=None):
         trained.append(options)
+        envs.append(extra_env)
         os.makedirs(work_dir)
         ckpt = osp.join(work_dir, 'iter_4.pth')
         with open(ckpt, 'w') as f:
@@ -199,6 +201,21 @@ def test_cached_teacher_is_reused_only_for_the_same_key(tmp_path,
     before = len(trained)
     run()
     assert len(trained) == before + 1
+    # A file it depends on (the checkpoint its backbone starts from) joins
+    # the key by content; without one the key keeps its old form, so the
+    # caches made before stay valid.
+    with open(cached + '.json') as f:
+        assert 'depends' not in json.load(f)['key']
+    source = tmp_path / 'backbone.pth'
+    source.write_text('v1')
+    run(depends=[str(source)], extra_env=dict(TOY_DATA_ROOT='/det'))
+    assert len(trained) == before + 2 and envs[-1] == dict(
+        TOY_DATA_ROOT='/det')
+    run(depends=[str(source)])
+    assert len(trained) == before + 2  # reused
+    source.write_text('v2')
+    run(depends=[str(source)])
+    assert len(trained) == before + 3
 
 
 # -------------------------------------------------------- config lists ---

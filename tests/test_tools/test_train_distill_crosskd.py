@@ -14,9 +14,9 @@ CASES = {
                   'crosskd_retinanet-r34-thin32_retinanet-r18-thin16_1xb8-'
                   '2k_toyscenes-64x64.py',
                   ['distill.loss_cls_kd', 'distill.loss_box_kd']),
-    'gfl': ('gfl_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py',
+    'gfl': ('gfl_r34-thin32_fpn_1xb8-2k_toyscenes-det-96x96.py',
             'crosskd_gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_toyscenes-'
-            '64x64.py',
+            'det-96x96.py',
             ['distill.loss_cls_kd', 'distill.loss_dist_kd',
              'distill.loss_box_kd']),
 }

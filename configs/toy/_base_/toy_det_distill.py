@@ -10,6 +10,10 @@ faster_rcnn_student_cfg_path = 'mmstructkd::toy/faster-rcnn_r18-thin16_fpn_1xb8-
 mask_rcnn_teacher_ckpt = 'work_dirs/toy/mask-rcnn_teacher.pth'
 mask_rcnn_teacher_cfg_path = 'mmstructkd::toy/mask-rcnn_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py'  # noqa: E501
 mask_rcnn_student_cfg_path = 'mmstructkd::toy/mask-rcnn_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py'  # noqa: E501
+# The GFL pair of the detection proxy (96x96 scenes of the detection layout).
+gfl_teacher_ckpt = 'work_dirs/toy/gfl_teacher.pth'
+gfl_teacher_cfg_path = 'mmstructkd::toy/gfl_r34-thin32_fpn_1xb8-2k_toyscenes-det-96x96.py'  # noqa: E501
+gfl_student_cfg_path = 'mmstructkd::toy/gfl_r18-thin16_fpn_1xb8-2k_toyscenes-det-96x96.py'  # noqa: E501
 # BCD on a detector (shared by the RetinaNet and Mask R-CNN toy configs):
 # boundary maps of the four backbone stages, context relations of the finest
 # FPN level (P2). No logits: detectors have no per-pixel class map.

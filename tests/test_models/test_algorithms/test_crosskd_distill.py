@@ -22,7 +22,8 @@ TOY = osp.join(
     'configs', 'toy')
 RETINANET = ('crosskd_retinanet-r34-thin32_retinanet-r18-thin16_1xb8-2k_'
              'toyscenes-64x64.py')
-GFL = 'crosskd_gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_toyscenes-64x64.py'
+GFL = ('crosskd_gfl-r34-thin32_gfl-r18-thin16_1xb8-2k_toyscenes-'
+       'det-96x96.py')
 LOSSES = {
     RETINANET: ['distill.loss_cls_kd', 'distill.loss_box_kd'],
     GFL: ['distill.loss_cls_kd', 'distill.loss_dist_kd',

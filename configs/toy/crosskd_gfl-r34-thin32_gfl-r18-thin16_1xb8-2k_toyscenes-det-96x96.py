@@ -8,12 +8,12 @@
 # distributions (weight 3) and GIoU of the decoded boxes (weight 2), the box
 # terms weighted by the teacher's top class probability.
 _base_ = [
-    './gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py',
+    './gfl_r18-thin16_fpn_1xb8-2k_toyscenes-det-96x96.py',
     '../_base_/distill/crosskd.py'
 ]
 teacher_ckpt = 'work_dirs/toy/gfl_teacher.pth'
-teacher_cfg_path = 'mmstructkd::toy/gfl_r34-thin32_fpn_1xb8-2k_toyscenes-64x64.py'  # noqa: E501
-student_cfg_path = 'mmstructkd::toy/gfl_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py'  # noqa: E501
+teacher_cfg_path = 'mmstructkd::toy/gfl_r34-thin32_fpn_1xb8-2k_toyscenes-det-96x96.py'  # noqa: E501
+student_cfg_path = 'mmstructkd::toy/gfl_r18-thin16_fpn_1xb8-2k_toyscenes-det-96x96.py'  # noqa: E501
 layer = 1  # of the heads' stacked_convs=2
 model = dict(
     _delete_=True,

@@ -1,0 +1,34 @@
+# Channel-wise distillation (Shu et al., 2021) on every FPN level, toy GFL
+# teacher -> toy GFL student on the detection proxy: mmrazor's detection
+# setting (one loss per level, picked with data_idx; tau 1, weight 10 each).
+# Only the teacher's backbone and neck run (teacher_forward_mode 'auto' ->
+# 'feat').
+_base_ = [
+    './gfl_r18-thin16_fpn_1xb8-2k_toyscenes-det-96x96.py',
+    './_base_/toy_det_distill.py'
+]
+num_levels = 5
+model = dict(
+    _delete_=True,
+    _scope_='mmstructkd',
+    type='SingleTeacherDistill',
+    architecture=dict(cfg_path={{_base_.gfl_student_cfg_path}}),
+    teacher=dict(cfg_path={{_base_.gfl_teacher_cfg_path}}),
+    teacher_ckpt={{_base_.gfl_teacher_ckpt}},
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        distill_losses={
+            f'loss_cwd_fpn{i}': dict(
+                type='ChannelWiseDivergence', tau=1, loss_weight=10)
+            for i in range(num_levels)
+        },
+        loss_forward_mappings={
+            f'loss_cwd_fpn{i}': dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
+            for i in range(num_levels)
+        }))
+
+val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')
