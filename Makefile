@@ -55,11 +55,13 @@ demo: setup
 # -n auto (pytest-xdist): one test process per core, each on one thread
 # (OMP_NUM_THREADS=1, inherited by the tools the tests launch): the tests'
 # thin models use one thread per process better than two threads in one
-# process (11.5 vs 19.4 minutes on the 2-core machine). --durations: the
+# process (11.5 vs 19.4 minutes on the 2-core machine). --dist worksteal: a
+# worker that runs out of tests takes some of the other's, so the run does
+# not end on one worker with a queue of long tests. --durations: the
 # slowest tests are named at the end of every run, so the suite's time budget
 # can be kept without a separate profiling run.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -n auto --durations=25
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -n auto --dist worksteal --durations=25
 
 # Refresh requirements/lock.txt from a scratch environment (.venv-lock), then
 # run `make test`: the changed lock re-runs `make setup` in .venv.

@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import shlex
 import statistics
 import sys
 import time
@@ -551,8 +552,9 @@ def main(argv=None):
     for task in args.task:
         summary = run_task(task, runner, args)
         summary.update(
-            command='python tools/benchmark_accuracy.py ' +
-            ' '.join(argv if argv is not None else sys.argv[1:]),
+            # Quoted as a shell reads it (method names hold spaces).
+            command='python tools/benchmark_accuracy.py ' + shlex.join(
+                argv if argv is not None else sys.argv[1:]),
             seeds=args.seeds, iters=args.iters_for[task],
             select_iters=args.select_iters_for[task], factors=args.factors,
             teacher_iters=args.teacher_iters[task], jobs=args.jobs,

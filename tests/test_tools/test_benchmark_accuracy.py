@@ -3,6 +3,7 @@ summary, on the tiny toy set with a few iterations per run."""
 import json
 import math
 import os.path as osp
+import shlex
 
 import pytest
 from mmengine.config import Config
@@ -114,7 +115,8 @@ def test_summary_is_computed_from_the_runs(seg_benchmark):
     assert rows['student (no KD)']['mIoU']['gap_closed'] is None
     # The result file records how it was made.
     assert summary['command'] == 'python tools/benchmark_accuracy.py ' + \
-        ' '.join(seg_benchmark['args'][1:])
+        shlex.join(seg_benchmark['args'][1:])
+    assert "--methods 'SKD pi' " in summary['command']
     assert summary['seeds'] == [0, 1] and summary['iters'] == 2
     table = (seg_benchmark['root'] / 'out' / 'accuracy_seg.md').read_text()
     assert '| SKD pi |' in table and '| student (no KD) |' in table
@@ -283,3 +285,4 @@ def test_each_task_reads_its_own_set(tmp_path, monkeypatch):
         'data/toy_scenes_det/annotations/instances_val.json'
     assert cfg.train_dataloader.dataset.pipeline[2].scale == (96, 96)
     assert cfg.val_dataloader.dataset.pipeline[1].scale == (96, 96)
+
