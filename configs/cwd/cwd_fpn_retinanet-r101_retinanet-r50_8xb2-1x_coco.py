@@ -5,13 +5,15 @@
 # The student's own config is the base: its data, 1x schedule and optimizer
 # (SGD lr 0.01, 8 GPUs x 2 images) are kept. Only the teacher's backbone and
 # neck run (teacher_forward_mode 'auto' -> 'feat').
-_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+    '../_base_/distill/cwd_fpn.py'
+]
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501
 teacher_cfg_path = 'mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'
 student_cfg_path = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
-num_levels = 5
 model = dict(
     _delete_=True,
     _scope_='mmstructkd',
@@ -21,18 +23,9 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        distill_losses={
-            f'loss_cwd_fpn{i}': dict(
-                type='ChannelWiseDivergence', tau=1, loss_weight=10)
-            for i in range(num_levels)
-        },
-        loss_forward_mappings={
-            f'loss_cwd_fpn{i}': dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in range(num_levels)
-        }))
+        student_recorders={{_base_.cwd_fpn_recorders}},
+        teacher_recorders={{_base_.cwd_fpn_recorders}},
+        distill_losses={{_base_.cwd_fpn_losses}},
+        loss_forward_mappings={{_base_.cwd_fpn_loss_forward_mappings}}))
 
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')

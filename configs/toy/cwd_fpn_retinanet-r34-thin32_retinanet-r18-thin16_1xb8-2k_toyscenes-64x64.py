@@ -4,9 +4,8 @@
 # backbone and neck run (teacher_forward_mode 'auto' -> 'feat').
 _base_ = [
     './retinanet_r18-thin16_fpn_1xb8-2k_toyscenes-64x64.py',
-    './_base_/toy_det_distill.py'
+    './_base_/toy_det_distill.py', '../_base_/distill/cwd_fpn.py'
 ]
-num_levels = 5
 model = dict(
     _delete_=True,
     _scope_='mmstructkd',
@@ -16,18 +15,9 @@ model = dict(
     teacher_ckpt={{_base_.retinanet_teacher_ckpt}},
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        distill_losses={
-            f'loss_cwd_fpn{i}': dict(
-                type='ChannelWiseDivergence', tau=1, loss_weight=10)
-            for i in range(num_levels)
-        },
-        loss_forward_mappings={
-            f'loss_cwd_fpn{i}': dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
-            for i in range(num_levels)
-        }))
+        student_recorders={{_base_.cwd_fpn_recorders}},
+        teacher_recorders={{_base_.cwd_fpn_recorders}},
+        distill_losses={{_base_.cwd_fpn_losses}},
+        loss_forward_mappings={{_base_.cwd_fpn_loss_forward_mappings}}))
 
 val_cfg = dict(_delete_=True, type='mmstructkd.SingleTeacherDistillValLoop')
