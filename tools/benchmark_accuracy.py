@@ -7,7 +7,8 @@ The tool's code and its full description:
 
 Usage:
     python tools/benchmark_accuracy.py [--task seg det] [--seeds 0 1 2]
-        [--iters 500] [--select-iters 300] [--factors 0.3 1 3] [--jobs 2]
+        [--iters 500] [--select-iters 300] [--det-iters 1000]
+        [--det-select-iters 500] [--factors 0.3 1 3] [--jobs 2]
 """
 import os.path as osp
 import sys

@@ -1,5 +1,10 @@
 """How much each distillation method helps the toy student, honestly measured.
 
+Data: segmentation reads the bundled toy set (``--data-root``);
+detection reads its own set, drawn in the detection layout (larger, nearer
+objects; ``--det-data-root``, generated with ``DATA_LAYOUT['det']`` when
+missing), where the toy GFL pair at 96x96 is the detection proxy.
+
 Protocol (the same for every method, segmentation and detection):
 
 1. Teachers: the toy PSPNet teacher of ``make demo`` (shared cache
@@ -9,16 +14,20 @@ Protocol (the same for every method, segmentation and detection):
    (``work_dirs/toy/{retinanet,faster-rcnn,gfl}_teacher.pth``), trained on
    ``splits/train_fit`` only (never on the held-out images that choose the
    students' weights), reused when their config, schedule and data are
-   unchanged.
+   unchanged. The GFL teacher's backbone starts from the PSPNet teacher's
+   (``Teacher.backbone_from``; that checkpoint joins its cache key), as a
+   real detector's starts from a network trained on another task; the
+   students start from scratch.
 2. Hyper-parameter choice, never on val: every distillation method's loss
    weights are scaled together by each factor of ``--factors`` (1 = the
    config's weights); the student trains on ``splits/train_fit`` (80 % of
    train) and is scored on ``splits/train_holdout`` (the other 20 %). The
    factor with the best held-out score (mIoU / bbox mAP) is kept. One seed
-   per factor, a shorter schedule (``--select-iters``).
+   per factor, a shorter schedule (``--select-iters``; detection
+   ``--det-select-iters``).
 3. Final runs: every method with its chosen factor, and the plain student,
    on the full train split for ``--seeds`` with the same schedule
-   (``--iters``), scored on val: mIoU and boundary IoU (segmentation;
+   (``--iters``; detection ``--det-iters``), scored on val: mIoU and boundary IoU (segmentation;
    ``mmstructkd.BoundaryIoUMetric``), bbox mAP (detection).
 4. Report: mean and standard deviation over seeds, and the fraction of the
    teacher-student gap that the mean closes,
@@ -31,7 +40,8 @@ benchmark resumes where it stopped.
 
 Usage:
     python tools/benchmark_accuracy.py [--task seg det] [--seeds 0 1 2]
-        [--iters 500] [--select-iters 300] [--factors 0.3 1 3] [--jobs 2]
+        [--iters 500] [--select-iters 300] [--det-iters 1000]
+        [--det-select-iters 500] [--factors 0.3 1 3] [--jobs 2]
 """
 import argparse
 import json
