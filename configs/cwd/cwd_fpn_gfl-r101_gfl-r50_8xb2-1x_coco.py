@@ -22,8 +22,8 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders={{_base_.cwd_fpn_recorders}},
-        teacher_recorders={{_base_.cwd_fpn_recorders}},
+        student_recorders={{_base_.cwd_fpn_student_recorders}},
+        teacher_recorders={{_base_.cwd_fpn_teacher_recorders}},
         distill_losses={{_base_.cwd_fpn_losses}},
         loss_forward_mappings={{_base_.cwd_fpn_loss_forward_mappings}}))
 

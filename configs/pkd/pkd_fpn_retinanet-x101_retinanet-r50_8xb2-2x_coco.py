@@ -26,8 +26,8 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders={{_base_.pkd_fpn_recorders}},
-        teacher_recorders={{_base_.pkd_fpn_recorders}},
+        student_recorders={{_base_.pkd_fpn_student_recorders}},
+        teacher_recorders={{_base_.pkd_fpn_teacher_recorders}},
         distill_losses={{_base_.pkd_fpn_losses_weight10}},
         loss_forward_mappings={{_base_.pkd_fpn_loss_forward_mappings}}))
 

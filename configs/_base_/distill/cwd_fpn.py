@@ -5,7 +5,13 @@
 # data_idx. Only the teacher's backbone and neck run (teacher_forward_mode
 # 'auto' -> 'feat').
 cwd_fpn_num_levels = 5
-cwd_fpn_recorders = dict(fpn=dict(type='ModuleOutputs', source='neck'))
+# One recorder dict for each side: a config that named one dict for both
+# would share it, and an edit of one side (--cfg-options, or cfg in Python)
+# would change the other.
+cwd_fpn_student_recorders = dict(
+    fpn=dict(type='ModuleOutputs', source='neck'))
+cwd_fpn_teacher_recorders = dict(
+    fpn=dict(type='ModuleOutputs', source='neck'))
 cwd_fpn_losses = {
     f'loss_cwd_fpn{i}': dict(
         type='ChannelWiseDivergence', tau=1, loss_weight=10)

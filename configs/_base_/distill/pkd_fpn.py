@@ -5,7 +5,13 @@
 # out. Its configs weight every level's loss by 6 or by 10; a config picks
 # one of the two `distill_losses` below.
 pkd_fpn_num_levels = 4
-pkd_fpn_recorders = dict(fpn=dict(type='ModuleOutputs', source='neck'))
+# One recorder dict for each side: a config that named one dict for both
+# would share it, and an edit of one side (--cfg-options, or cfg in Python)
+# would change the other.
+pkd_fpn_student_recorders = dict(
+    fpn=dict(type='ModuleOutputs', source='neck'))
+pkd_fpn_teacher_recorders = dict(
+    fpn=dict(type='ModuleOutputs', source='neck'))
 pkd_fpn_loss_forward_mappings = {
     f'loss_pkd_fpn{i}': dict(
         preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
